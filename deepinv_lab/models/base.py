@@ -1,0 +1,31 @@
+"""The Model block base class: a learned network on real tensors ``(B, C, H, W)``.
+
+Every concrete Model registers itself by class name (see :data:`MODELS`) and provides
+:meth:`Model.example`, a small instance with a valid input, so that the test-suite checks every
+Model (forward, finite outputs, gradients) the day it is added.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+MODELS: dict[str, type[Model]] = {}
+
+
+class Model(nn.Module):
+    """Base class of Model blocks. Subclasses are registered in :data:`MODELS` by name."""
+
+    abstract: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("abstract", False):
+            MODELS[cls.__name__] = cls
+
+    @classmethod
+    def example(cls) -> tuple[Model, torch.Tensor]:
+        """A small instance of this Model and a valid input for it."""
+        raise NotImplementedError(f"{cls.__name__} does not provide an example()")

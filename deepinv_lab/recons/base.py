@@ -1,0 +1,22 @@
+"""The Recon base class: ``Recon.forward(y, system) -> x_hat``, the one signature of every reconstruction.
+
+A Recon is a plain ``nn.Module`` (no Lightning), built from System, Model and Optimization blocks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepinv_lab.systems.base import System
+
+
+class Recon(nn.Module):
+    """A reconstruction ``x_hat = R(y, A)`` from measurements ``y`` and the System ``A`` that made them.
+
+    Subclasses implement ``forward(y, system)``. MRI Recons return magnitude images
+    ``(B, 1, H, W)``.
+    """
+
+    def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(y, system)")

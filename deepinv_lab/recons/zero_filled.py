@@ -1,0 +1,32 @@
+"""The zero-filled baseline: no learning, just the inverse FFT of the measured k-space."""
+
+from __future__ import annotations
+
+import torch
+
+from deepinv_lab.functional import ifft2c, rss
+from deepinv_lab.recons.base import Recon
+from deepinv_lab.systems.base import LinearSystem
+
+
+class ZeroFilled(Recon):
+    """Zero-filled reconstruction of multicoil k-space.
+
+    Args:
+        combine: ``"rss"`` -- root-sum-of-squares of the zero-filled coil images, fastMRI's baseline,
+            which needs no coil maps; ``"adjoint"`` -- ``|A^H y|``, the SENSE coil combination with
+            the System's coil maps.
+
+    Shapes: ``y`` ``(B, coils, H, W)`` complex -> ``(B, 1, H, W)`` real magnitude.
+    """
+
+    def __init__(self, combine: str = "rss"):
+        super().__init__()
+        if combine not in ("rss", "adjoint"):
+            raise ValueError(f"ZeroFilled: combine must be 'rss' or 'adjoint', got {combine!r}")
+        self.combine = combine
+
+    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
+        if self.combine == "adjoint":
+            return system.adjoint(y).abs()
+        return rss(ifft2c(y), dim=1, keepdim=True)

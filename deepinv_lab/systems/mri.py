@@ -1,0 +1,165 @@
+"""Cartesian MRI System blocks, assembled from primitives.
+
+Multicoil Cartesian MRI is ``A = M F S``:
+
+* ``S`` (:class:`CoilSensitivity`): ``(B, 1, H, W)`` image -> ``(B, coils, H, W)`` coil images,
+* ``F`` (:class:`FFT2`): centered orthonormal 2D FFT of each coil image,
+* ``M`` (:class:`KSpaceMask`): keeps the sampled k-space locations.
+
+All tensors are native complex; masks are real (0/1) and broadcast against k-space, e.g.
+``(B, 1, 1, W)`` for fastMRI-style column masks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepinv_lab.functional import fft2c, ifft2c
+from deepinv_lab.systems.base import Composition, LinearSystem, real_dtype
+
+
+class FFT2(LinearSystem):
+    """Centered orthonormal 2D FFT over the last two dimensions; unitary, so ``A^H = A^{-1}``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fft2c(x)
+
+    def adjoint(self, k: torch.Tensor) -> torch.Tensor:
+        return ifft2c(k)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @classmethod
+    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        return cls(), torch.randn(batch_size, 3, 8, 7, dtype=dtype)
+
+
+class KSpaceMask(LinearSystem):
+    """``M k = mask * k``: keeps sampled k-space locations (self-adjoint, idempotent for 0/1 masks).
+
+    Args:
+        mask: real tensor broadcastable against k-space, e.g. ``(B, 1, 1, W)`` or ``(B, 1, H, W)``.
+    """
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        if mask.is_complex():
+            raise TypeError(f"KSpaceMask expects a real 0/1 mask, got dtype {mask.dtype}")
+        self.register_buffer("mask", mask)
+
+    def _check(self, k: torch.Tensor) -> None:
+        try:
+            broadcast = torch.broadcast_shapes(self.mask.shape, k.shape)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != k.shape:
+            raise ValueError(
+                f"KSpaceMask: mask of shape {tuple(self.mask.shape)} does not broadcast against "
+                f"k-space of shape {tuple(k.shape)}"
+            )
+
+    def forward(self, k: torch.Tensor) -> torch.Tensor:
+        self._check(k)
+        return k * self.mask
+
+    def adjoint(self, k: torch.Tensor) -> torch.Tensor:
+        return self.forward(k)
+
+    @classmethod
+    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        mask = (torch.rand(batch_size, 1, 1, 7) > 0.5).to(real_dtype(dtype))
+        return cls(mask), torch.randn(batch_size, 3, 8, 7, dtype=dtype)
+
+
+class CoilSensitivity(LinearSystem):
+    """``S x = coil_maps * x``: expands one image into per-coil images.
+
+    ``S^H`` combines coil images with the conjugate maps: ``sum_c conj(s_c) y_c``.
+
+    Args:
+        coil_maps: complex ``(B, coils, H, W)`` sensitivity maps.
+    """
+
+    def __init__(self, coil_maps: torch.Tensor):
+        super().__init__()
+        if coil_maps.ndim != 4 or not coil_maps.is_complex():
+            raise ValueError(
+                "CoilSensitivity expects complex coil maps of shape (B, coils, H, W), got "
+                f"dtype {coil_maps.dtype} with shape {tuple(coil_maps.shape)}"
+            )
+        self.register_buffer("coil_maps", coil_maps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.coil_maps
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != maps.shape[-2:] or (
+            x.shape[0] not in (1, maps.shape[0]) and maps.shape[0] != 1
+        ):
+            raise ValueError(
+                f"CoilSensitivity: image of shape {tuple(x.shape)} does not fit coil maps of shape "
+                f"{tuple(maps.shape)}; expected (B, 1, {maps.shape[-2]}, {maps.shape[-1]})"
+            )
+        return maps * x
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        maps = self.coil_maps
+        if y.ndim != 4 or y.shape[1:] != maps.shape[1:]:
+            raise ValueError(
+                f"CoilSensitivity: coil images of shape {tuple(y.shape)} do not fit coil maps of "
+                f"shape {tuple(maps.shape)}"
+            )
+        return (maps.conj() * y).sum(dim=1, keepdim=True)
+
+    @classmethod
+    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        maps = torch.randn(batch_size, 3, 8, 7, dtype=dtype)
+        return cls(maps), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
+
+
+class MultiCoilMRI(Composition):
+    """Multicoil Cartesian MRI ``A = M F S`` (mask after FFT after coil sensitivities).
+
+    Args:
+        coil_maps: complex ``(B, coils, H, W)`` sensitivity maps.
+        mask: real mask broadcastable against ``(B, coils, H, W)`` k-space, e.g. ``(B, 1, 1, W)``.
+
+    Shapes: ``forward``: ``(B, 1, H, W)`` complex image -> ``(B, coils, H, W)`` masked k-space;
+    ``adjoint``: the reverse (SENSE coil combination of the zero-filled coil images).
+    """
+
+    def __init__(self, coil_maps: torch.Tensor, mask: torch.Tensor):
+        coils = CoilSensitivity(coil_maps)
+        sampling = KSpaceMask(mask)
+        kspace_shape = coil_maps.shape
+        try:
+            fits = torch.broadcast_shapes(mask.shape, kspace_shape) == kspace_shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"MultiCoilMRI: mask of shape {tuple(mask.shape)} does not broadcast against "
+                f"k-space of shape {tuple(kspace_shape)} (the coil maps' shape)"
+            )
+        super().__init__([sampling, FFT2(), coils])
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.systems[0].mask
+
+    @property
+    def coil_maps(self) -> torch.Tensor:
+        return self.systems[2].coil_maps
+
+    @property
+    def sampling(self) -> KSpaceMask:
+        return self.systems[0]
+
+    @property
+    def coil_sensitivity(self) -> CoilSensitivity:
+        return self.systems[2]
+
+    @classmethod
+    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        maps = torch.randn(batch_size, 4, 8, 7, dtype=dtype)
+        mask = (torch.rand(batch_size, 1, 1, 7) > 0.5).to(real_dtype(dtype))
+        return cls(maps, mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)

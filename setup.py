@@ -1,0 +1,40 @@
+"""deepinv-lab: a PyTorch Lightning framework for deep-learning inverse problems in imaging."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="deepinv-lab",
+    version="0.1.0",
+    description="PyTorch Lightning framework for deep-learning inverse problems in imaging",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["deepinv_lab", "deepinv_lab.*"]),
+    # Open ranges so that GPU users keep their own torch; constraints.txt pins this machine's.
+    install_requires=[
+        "torch>=2.2",
+        "pytorch-lightning>=2.2",
+        "torchmetrics>=1.3",
+        "jsonargparse[signatures]>=4.27",
+        "tensorboard>=2.14",
+        "numpy>=1.24",
+        "nibabel>=5.0",
+        # Ships the MNI152 T1 template used as built-in data (deepinv_lab/data/builtin.py).
+        "nilearn>=0.10",
+    ],
+    extras_require={
+        # fastmri (reference code for parity tests) is installed separately with --no-deps, see README.
+        "test": [
+            "pytest>=7",
+            "scikit-image>=0.21",
+            "pandas",
+            "runstats",
+            "requests",
+            "h5py",
+            "ruff",
+        ],
+    },
+    entry_points={"console_scripts": ["deepinv-lab=deepinv_lab.cli:main"]},
+)
