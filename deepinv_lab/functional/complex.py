@@ -1,23 +1,23 @@
 """Conversion between native complex tensors and real tensors with real/imaginary as channels.
 
 Models see real tensors; Systems and Optimization blocks use complex ones. These two functions are
-the one boundary between the worlds. The channel layout is ``[re_0, ..., re_{C-1}, im_0, ...,
-im_{C-1}]`` along ``dim``, so a ``(B, C, H, W)`` complex tensor becomes ``(B, 2C, H, W)`` real, which
-is the layout of fastMRI's ``NormUnet``.
+the one boundary between the worlds. The channel layout is
+``[re_0, ..., re_{C-1}, im_0, ..., im_{C-1}]`` along ``dim``, so a ``(B, C, H, W)`` complex
+tensor becomes ``(B, 2C, H, W)`` real, which is the layout of fastMRI's ``NormUnet``.
 """
 
 import torch
 
 
 def complex_to_channels(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """``(B, C, H, W)`` complex -> ``(B, 2C, H, W)`` real: real parts first, then imaginary parts."""
+    """``(B, C, H, W)`` complex -> ``(B, 2C, H, W)`` real: real parts, then imaginary parts."""
     if not x.is_complex():
         raise TypeError(f"complex_to_channels expects a complex tensor, got {x.dtype}")
     return torch.cat([x.real, x.imag], dim=dim)
 
 
 def channels_to_complex(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """``(B, 2C, H, W)`` real -> ``(B, C, H, W)`` complex; the inverse of :func:`complex_to_channels`."""
+    """``(B, 2C, H, W)`` real -> ``(B, C, H, W)`` complex (inverse of complex_to_channels)."""
     if x.is_complex():
         raise TypeError(f"channels_to_complex expects a real tensor, got {x.dtype}")
     if x.shape[dim] % 2:

@@ -20,9 +20,7 @@ def center_crop(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return x[..., top : top + h, left : left + w]
 
 
-def center_crop_to_smallest(
-    x: torch.Tensor, y: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def center_crop_to_smallest(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Crop ``x`` and ``y`` to the smallest common spatial size (last two dimensions)."""
     shape = (min(x.shape[-2], y.shape[-2]), min(x.shape[-1], y.shape[-1]))
     return center_crop(x, shape), center_crop(y, shape)

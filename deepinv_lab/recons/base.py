@@ -1,4 +1,4 @@
-"""The Recon base class: ``Recon.forward(y, system) -> x_hat``, the one signature of every reconstruction.
+"""The Recon base class: ``forward(y, system) -> x_hat``, the signature of every reconstruction.
 
 A Recon is a plain ``nn.Module`` (no Lightning), built from System, Model and Optimization blocks.
 """
@@ -12,7 +12,7 @@ from deepinv_lab.systems.base import System
 
 
 class Recon(nn.Module):
-    """A reconstruction ``x_hat = R(y, A)`` from measurements ``y`` and the System ``A`` that made them.
+    """A reconstruction ``x_hat = R(y, A)`` from measurements ``y`` and their System ``A``.
 
     Subclasses implement ``forward(y, system)``. MRI Recons return magnitude images
     ``(B, 1, H, W)``.

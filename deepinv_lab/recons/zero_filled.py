@@ -13,9 +13,9 @@ class ZeroFilled(Recon):
     """Zero-filled reconstruction of multicoil k-space.
 
     Args:
-        combine: ``"rss"`` -- root-sum-of-squares of the zero-filled coil images, fastMRI's baseline,
-            which needs no coil maps; ``"adjoint"`` -- ``|A^H y|``, the SENSE coil combination with
-            the System's coil maps.
+        combine: ``"rss"`` -- root-sum-of-squares of the zero-filled coil images (fastMRI's
+            baseline, which needs no coil maps); ``"adjoint"`` -- ``|A^H y|``, the SENSE coil
+            combination with the System's coil maps.
 
     Shapes: ``y`` ``(B, coils, H, W)`` complex -> ``(B, 1, H, W)`` real magnitude.
     """

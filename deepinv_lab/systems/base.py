@@ -80,9 +80,7 @@ class LinearSystem(System):
         return Sum([self, Scaled(other, -1.0)])
 
     @torch.no_grad()
-    def adjointness_error(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> float:
+    def adjointness_error(self, x: torch.Tensor, generator: torch.Generator | None = None) -> float:
         """Relative adjoint mismatch ``|<Ax, y> - <x, A^H y>| / (||Ax|| ||y||)`` for a random ``y``.
 
         ``x`` is any valid input; ``y`` is drawn with the shape and dtype of ``A x``.
@@ -261,4 +259,6 @@ class Sum(LinearSystem):
 def _check_same_shapes(outputs: list[torch.Tensor], what: str) -> None:
     shapes = {tuple(o.shape) for o in outputs}
     if len(shapes) > 1:
-        raise ValueError(f"Sum: the summed Systems' {what} outputs differ in shape: {sorted(shapes)}")
+        raise ValueError(
+            f"Sum: the summed Systems' {what} outputs differ in shape: {sorted(shapes)}"
+        )

@@ -92,8 +92,11 @@ class CoilSensitivity(LinearSystem):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.coil_maps
-        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != maps.shape[-2:] or (
-            x.shape[0] not in (1, maps.shape[0]) and maps.shape[0] != 1
+        if (
+            x.ndim != 4
+            or x.shape[1] != 1
+            or x.shape[-2:] != maps.shape[-2:]
+            or (x.shape[0] not in (1, maps.shape[0]) and maps.shape[0] != 1)
         ):
             raise ValueError(
                 f"CoilSensitivity: image of shape {tuple(x.shape)} does not fit coil maps of shape "

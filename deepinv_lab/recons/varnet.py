@@ -1,0 +1,119 @@
+"""E2E-VarNet: learned sensitivity maps and unrolled k-space cascades.
+
+A. Sriram et al., "End-to-end variational networks for accelerated MRI reconstruction",
+MICCAI 2020. Module names follow ``fastmri.models.VarNet`` (``sens_net``, ``cascades``), so a
+fastMRI checkpoint loads with ``load_state_dict(..., strict=True)`` and gives the same images.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from deepinv_lab.functional import ifft2c, rss
+from deepinv_lab.models import NormUnet, SensitivityModel
+from deepinv_lab.optim import VarNetCascade
+from deepinv_lab.recons.base import Recon
+from deepinv_lab.systems.base import System
+from deepinv_lab.systems.mri import FFT2, CoilSensitivity
+
+
+class VarNet(Recon):
+    """End-to-end variational network for multicoil Cartesian MRI.
+
+    1. ``S = sens_net(y, mask)``: coil maps from the ACS columns (:class:`SensitivityModel`).
+    2. ``k_0 = y``; ``k_{t+1} = cascade_t(k_t)`` with
+       ``k - dc_weight M (k - y) - F S U_t((F S)^H k)`` (:class:`VarNetCascade`, ``U_t`` a
+       :class:`NormUnet`).
+    3. ``x_hat = RSS_coils(|F^H k_T|)``.
+
+    Args:
+        num_cascades: number of cascades ``T``.
+        sens_chans: channels of the sensitivity NormUnet's first stage.
+        sens_pools: down-/up-sampling stages of the sensitivity NormUnet.
+        chans: channels of each cascade's NormUnet first stage.
+        pools: down-/up-sampling stages of each cascade's NormUnet.
+        mask_center: estimate the maps from the ACS columns only.
+        checkpoint_cascades: recompute each cascade's activations in the backward pass
+            (``torch.utils.checkpoint``) to save memory; outputs and gradients are unchanged.
+
+    The defaults are fastMRI's (29,936,966 parameters).
+    Shapes: ``y`` ``(B, coils, H, W)`` complex masked k-space -> ``(B, 1, H, W)`` real magnitude.
+    """
+
+    def __init__(
+        self,
+        num_cascades: int = 12,
+        sens_chans: int = 8,
+        sens_pools: int = 4,
+        chans: int = 18,
+        pools: int = 4,
+        mask_center: bool = True,
+        checkpoint_cascades: bool = False,
+    ):
+        super().__init__()
+        self.sens_net = SensitivityModel(
+            chans=sens_chans, num_pools=sens_pools, mask_center=mask_center
+        )
+        self.cascades = nn.ModuleList(
+            [VarNetCascade(NormUnet(chans, pools)) for _ in range(num_cascades)]
+        )
+        self.checkpoint_cascades = checkpoint_cascades
+
+    def forward(
+        self,
+        y: torch.Tensor,
+        system: System,
+        num_low_frequencies: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Reconstruct ``(B, 1, H, W)`` magnitude images.
+
+        Args:
+            y: masked k-space ``(B, coils, H, W)`` complex.
+            system: the System that produced ``y``; only its ``.mask`` (real, broadcastable
+                against ``y``, e.g. ``(B, 1, 1, W)``) is used, as in a
+                :class:`~deepinv_lab.systems.mri.MultiCoilMRI` or
+                :class:`~deepinv_lab.systems.mri.KSpaceMask`. Its coil maps, if any, are not:
+                VarNet estimates its own.
+            num_low_frequencies: ACS width, an int or a per-sample tensor ``(B,)``; ``None``
+                derives it from the mask (see :func:`~deepinv_lab.models.sensitivity.acs_window`).
+        """
+        mask = _sampling_mask(y, system)
+        coil_maps = self.sens_net(y, mask, num_low_frequencies)
+        coils = FFT2() @ CoilSensitivity(coil_maps)
+        kspace = y
+        for cascade in self.cascades:
+            if self.checkpoint_cascades and torch.is_grad_enabled():
+                kspace = checkpoint(
+                    cascade, kspace, y, mask, coils, coils.adjoint, use_reentrant=False
+                )
+            else:
+                kspace = cascade(kspace, y, mask, coils, coils.adjoint)
+        return rss(ifft2c(kspace), dim=1, keepdim=True)
+
+
+def _sampling_mask(y: torch.Tensor, system: System) -> torch.Tensor:
+    """The System's mask, checked against the k-space ``y``."""
+    if not y.is_complex() or y.ndim != 4:
+        raise ValueError(
+            "VarNet expects complex masked k-space y of shape (B, coils, H, W), got dtype "
+            f"{y.dtype} with shape {tuple(y.shape)}"
+        )
+    mask = getattr(system, "mask", None)
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(
+            f"VarNet needs a System with a tensor .mask (e.g. MultiCoilMRI, KSpaceMask), "
+            f"got {type(system).__name__}"
+        )
+    try:
+        fits = mask.ndim == 4 and torch.broadcast_shapes(mask.shape, y.shape) == y.shape
+    except RuntimeError:
+        fits = False
+    if not fits or mask.is_complex():
+        raise ValueError(
+            f"VarNet: mask of shape {tuple(mask.shape)} (dtype {mask.dtype}) does not fit "
+            f"k-space y of shape {tuple(y.shape)}; expected a real mask broadcastable against "
+            "it, e.g. (B, 1, 1, W)"
+        )
+    return mask

@@ -1,0 +1,203 @@
+"""Image-quality metrics with fastMRI's evaluation conventions: SSIM, PSNR and NMSE.
+
+Functions take ``pred`` and ``target`` of shape ``(B, C, H, W)`` (real; magnitude images) and return
+one value per sample, shape ``(B,)``:
+
+* :func:`ssim` -- mean SSIM with a 7x7 uniform window, ``k1 = 0.01``, ``k2 = 0.03`` and the sample
+  covariance (``N / (N - 1)``), averaged over the ``(H - 6) x (W - 6)`` positions where the window
+  lies inside the image and over the channels. Per ``(H, W)`` slice this is
+  ``skimage.metrics.structural_similarity(target, pred, win_size=7, data_range=data_range)``, which
+  fastMRI's ``evaluate.ssim`` averages over the slices of a volume,
+* :func:`psnr` -- ``10 log10(data_range^2 / mse)``, ``mse`` the mean over ``(C, H, W)``,
+* :func:`nmse` -- ``||target - pred||^2 / ||target||^2`` over ``(C, H, W)``.
+
+``data_range`` is a float or a tensor of shape ``(B,)``; fastMRI uses the maximum of the target
+*volume* (``max_value`` in its HDF5 files), not of the slice. Passing a whole volume as one sample
+``(1, slices, H, W)`` gives fastMRI's per-volume ``evaluate.ssim``, ``psnr`` and ``nmse``.
+
+:func:`ssim_map` holds the one implementation of the SSIM statistics; the training loss
+:class:`~deepinv_lab.training.losses.SSIMLoss` uses it too.
+
+The :class:`torchmetrics.Metric` classes (:class:`SSIMMetric`, :class:`PSNRMetric`,
+:class:`NMSEMetric`) accumulate the sum of per-sample values and the sample count with
+``dist_reduce_fx="sum"``, so under DDP ``compute()`` is the mean over all samples of all processes,
+the same as in one process. All three are updated as ``metric.update(pred, target, data_range)``
+(:class:`NMSEMetric` ignores ``data_range``), so they also work in a
+:class:`torchmetrics.MetricCollection`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import Metric
+
+
+def _check_pair(pred: Tensor, target: Tensor, name: str) -> None:
+    if pred.shape != target.shape or pred.ndim != 4:
+        raise ValueError(
+            f"{name}: pred and target must have the same shape (B, C, H, W), got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    if pred.is_complex() or target.is_complex():
+        raise TypeError(f"{name}: expects real images (take the magnitude first), got complex")
+
+
+def _per_sample_range(data_range: Tensor | float, target: Tensor, name: str) -> Tensor:
+    """``data_range`` as a ``(B, 1, 1, 1)`` tensor of ``target``'s dtype and device."""
+    batch_size = target.shape[0]
+    data_range = torch.as_tensor(data_range, dtype=target.dtype, device=target.device)
+    if data_range.ndim == 0:
+        data_range = data_range.expand(batch_size)
+    if data_range.shape != (batch_size,):
+        raise ValueError(
+            f"{name}: data_range must be a float or a tensor of shape (B,) = ({batch_size},), "
+            f"got shape {tuple(data_range.shape)}"
+        )
+    return data_range.reshape(batch_size, 1, 1, 1)
+
+
+def ssim_map(
+    pred: Tensor,
+    target: Tensor,
+    data_range: Tensor | float,
+    win_size: int = 7,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> Tensor:
+    """Local SSIM ``(B, C, H - win_size + 1, W - win_size + 1)`` at every window inside the image.
+
+    With ``u``, ``v`` the uniform-window means and sample (co)variances (normalized by
+    ``N / (N - 1)``, ``N = win_size^2``), ``C1 = (k1 L)^2`` and ``C2 = (k2 L)^2`` for
+    ``L = data_range``::
+
+        S = (2 u_x u_y + C1)(2 v_xy + C2) / ((u_x^2 + u_y^2 + C1)(v_x + v_y + C2))
+
+    the formula of skimage's ``structural_similarity`` (Wang et al., 2004, with a uniform window)
+    and of fastMRI's ``SSIMLoss``. Channels are treated as separate images. Differentiable.
+    """
+    _check_pair(pred, target, "ssim")
+    if win_size % 2 != 1 or win_size < 2:
+        raise ValueError(f"ssim: win_size must be an odd integer >= 3, got {win_size}")
+    batch_size, channels, height, width = target.shape
+    if height < win_size or width < win_size:
+        raise ValueError(
+            f"ssim: images of shape {tuple(target.shape)} are smaller than the "
+            f"{win_size}x{win_size} window"
+        )
+    data_range = _per_sample_range(data_range, target, "ssim")
+    c1 = (k1 * data_range) ** 2
+    c2 = (k2 * data_range) ** 2
+
+    window = torch.full(
+        (channels, 1, win_size, win_size), 1.0 / win_size**2, dtype=pred.dtype, device=pred.device
+    )
+
+    def local_mean(image: Tensor) -> Tensor:
+        # Valid convolution: skimage filters the whole image, then crops (win_size - 1) // 2
+        # pixels on each side before averaging, which leaves exactly these positions.
+        return F.conv2d(image, window, groups=channels)
+
+    num_pixels = win_size**2
+    cov_norm = num_pixels / (num_pixels - 1)
+    ux, uy = local_mean(pred), local_mean(target)
+    uxx, uyy, uxy = local_mean(pred * pred), local_mean(target * target), local_mean(pred * target)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+
+    numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
+    denominator = (ux**2 + uy**2 + c1) * (vx + vy + c2)
+    return numerator / denominator
+
+
+def ssim(
+    pred: Tensor,
+    target: Tensor,
+    data_range: Tensor | float,
+    win_size: int = 7,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> Tensor:
+    """Mean SSIM per sample, shape ``(B,)``: :func:`ssim_map` averaged over channels and positions.
+
+    For float64 inputs this equals skimage's ``structural_similarity(target[b, c], pred[b, c],
+    win_size=7, data_range=...)`` averaged over ``c`` to rounding; float32 agrees to ~1e-6.
+    """
+    return ssim_map(pred, target, data_range, win_size, k1, k2).mean(dim=(1, 2, 3))
+
+
+def psnr(pred: Tensor, target: Tensor, data_range: Tensor | float) -> Tensor:
+    """Peak signal-to-noise ratio per sample in dB, ``10 log10(data_range^2 / mse)``, ``(B,)``.
+
+    As skimage's ``peak_signal_noise_ratio`` (which fastMRI's ``evaluate.psnr`` calls); ``mse`` is
+    the mean over ``(C, H, W)``.
+    """
+    _check_pair(pred, target, "psnr")
+    data_range = _per_sample_range(data_range, target, "psnr").reshape(-1)
+    mse = (target - pred).pow(2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(data_range**2 / mse)
+
+
+def nmse(pred: Tensor, target: Tensor) -> Tensor:
+    """Normalized squared error per sample, ``||target - pred||^2 / ||target||^2``, ``(B,)``."""
+    _check_pair(pred, target, "nmse")
+    error = (target - pred).pow(2).sum(dim=(1, 2, 3))
+    return error / target.pow(2).sum(dim=(1, 2, 3))
+
+
+class _PerSampleMean(Metric):
+    """Mean of a per-sample metric over every sample seen, on every process."""
+
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Default float dtype, not float64: MPS has no float64 and Lightning may pick MPS.
+        self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def _accumulate(self, values: Tensor) -> None:
+        values = values.detach()
+        self.total += values.sum().to(self.total.dtype)
+        self.count += values.numel()
+
+    def compute(self) -> Tensor:
+        return self.total / self.count
+
+
+class SSIMMetric(_PerSampleMean):
+    """Mean :func:`ssim` over samples. ``update(pred, target, data_range)``, images
+    ``(B, C, H, W)``, ``data_range`` a float or ``(B,)``."""
+
+    higher_is_better = True
+
+    def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03, **kwargs):
+        super().__init__(**kwargs)
+        self.win_size, self.k1, self.k2 = win_size, k1, k2
+
+    def update(self, pred: Tensor, target: Tensor, data_range: Tensor | float) -> None:
+        self._accumulate(ssim(pred, target, data_range, self.win_size, self.k1, self.k2))
+
+
+class PSNRMetric(_PerSampleMean):
+    """Mean :func:`psnr` over samples (dB). ``update(pred, target, data_range)``."""
+
+    higher_is_better = True
+
+    def update(self, pred: Tensor, target: Tensor, data_range: Tensor | float) -> None:
+        self._accumulate(psnr(pred, target, data_range))
+
+
+class NMSEMetric(_PerSampleMean):
+    """Mean :func:`nmse` over samples. ``update(pred, target, data_range=None)``; ``data_range`` is
+    accepted, and ignored, so that all three metrics share one call."""
+
+    higher_is_better = False
+
+    def update(
+        self, pred: Tensor, target: Tensor, data_range: Tensor | float | None = None
+    ) -> None:
+        self._accumulate(nmse(pred, target))

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from deepinv_lab.data import SimulatedBrainMRI, collate_multicoil
+from deepinv_lab.data.builtin import load_template_slices, split_slices
+from deepinv_lab.functional import ifft2c, rss
+from deepinv_lab.systems.mri import MultiCoilMRI
+
+SMALL = dict(image_size=(224, 192), downsample=4, num_coils=4)
+
+
+def test_template_is_real_anatomy():
+    slices = load_template_slices()
+    assert slices.shape == (189, 233, 197)
+    assert slices.max() == 1.0 and slices.min() == 0.0
+    middle = slices[80]
+    assert 0.3 < (middle > 0.1).mean() < 0.7  # a brain, not an empty or full frame
+
+
+def test_split_is_disjoint_and_keeps_neighbours_out():
+    train, val = set(split_slices("train")), set(split_slices("val"))
+    assert train and val and not train & val
+    assert not {z + d for z in val for d in (-1, 1)} & train
+    with pytest.raises(ValueError, match="split"):
+        split_slices("test")
+
+
+def test_items_have_documented_shapes():
+    item = SimulatedBrainMRI("val", **SMALL)[0]
+    assert item["kspace"].shape == (4, 56, 48) and item["kspace"].dtype == torch.complex64
+    assert item["coil_maps"].shape == (4, 56, 48)
+    assert item["mask"].shape == (1, 1, 48)
+    assert item["target"].shape == (1, 56, 48) and item["target"].dtype == torch.float32
+    # masked columns are exactly zero
+    unsampled = item["mask"][0, 0] == 0
+    assert unsampled.any() and (item["kspace"][..., unsampled] == 0).all()
+
+
+def test_validation_items_are_fixed_training_items_vary():
+    val = SimulatedBrainMRI("val", **SMALL)
+    torch.testing.assert_close(val[1]["kspace"], val[1]["kspace"])
+    train = SimulatedBrainMRI("train", **SMALL)
+    assert not torch.equal(train[0]["kspace"], train[0]["kspace"])
+
+
+def test_fully_sampled_noiseless_kspace_reproduces_the_target():
+    data = SimulatedBrainMRI("val", accelerations=(1,), noise_sigma=0.0, **SMALL)
+    item = data[2]
+    assert item["mask"].all()
+    combined = rss(ifft2c(item["kspace"]), dim=0, keepdim=True)
+    torch.testing.assert_close(combined, item["target"], rtol=1e-4, atol=1e-5)
+
+
+def test_noise_level_matches_sigma():
+    clean = SimulatedBrainMRI("val", accelerations=(1,), noise_sigma=0.0, **SMALL)[0]["kspace"]
+    noisy = SimulatedBrainMRI("val", accelerations=(1,), noise_sigma=0.05, **SMALL)[0]["kspace"]
+    measured = (noisy - clean).abs().square().mean().sqrt()
+    assert abs(float(measured) - 0.05) < 0.005
+
+
+def test_collate_builds_a_batched_system():
+    data = SimulatedBrainMRI("val", **SMALL)
+    batch = collate_multicoil([data[0], data[1]])
+    system = batch["system"]
+    assert isinstance(system, MultiCoilMRI)
+    assert system.mask.shape == (2, 1, 1, 48) and system.coil_maps.shape == (2, 4, 56, 48)
+    # the measured k-space is consistent with the System: masking it again changes nothing
+    torch.testing.assert_close(system.sampling(batch["kspace"]), batch["kspace"])
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="downsample"):
+        SimulatedBrainMRI("val", image_size=(224, 192), downsample=5)
+    with pytest.raises(ValueError, match="image_size"):
+        SimulatedBrainMRI("val", image_size=(300, 192))
