@@ -12,6 +12,7 @@ Lightning is imported only when a Lightning subcommand runs, so ``deepinv-lab --
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -38,15 +39,41 @@ class UserError(Exception):
     """An error in what the user gave (config, file, shapes): reported in one line."""
 
 
+_NOISE = ("Does not validate against any of the", "Subtypes", "Errors", "Given value", "Expected a")
+
+
 def _first_line_error(message: str) -> str:
-    """jsonargparse nests messages over many lines; keep the informative ones in one line."""
-    lines = [line.strip(" -") for line in str(message).splitlines() if line.strip(" -")]
-    skip = ("Does not validate against any of the types", "Given value type", "Expected a")
-    useful = [line for line in lines if not line.startswith(skip)] or lines
-    return "; ".join(dict.fromkeys(useful))[:600]
+    """Condense jsonargparse's nested, multi-line messages into one line that names the key.
+
+    ``Parser key "model": ... Parser key "recon": Problem with given class_path 'X': Option 'y'
+    is not accepted`` becomes ``model.recon (X): Option 'y' is not accepted``.
+    """
+    message = str(message)
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    lines = []
+    for line in message.splitlines():
+        line = re.sub(r'Parser key "[^"]+":?', "", line).strip(" -:;")
+        if line and not line.startswith(_NOISE):
+            lines.append(line)
+    class_paths = [m for line in lines for m in re.findall(r"class_path '([^']+)'", line)]
+    details = [line for line in lines if not line.startswith("Problem with given class_path")]
+    if not details:  # nothing but noise: fall back to the rejected value and the expected types
+        noise = message.splitlines()
+        details = [line for line in noise if "Given value" in line][-1:]
+        details += [line for line in noise if "Subtypes" in line][-1:]
+        class_paths = []
+    where = ".".join(keys)
+    if class_paths:
+        where = f"{where} ({class_paths[-1]})" if where else class_paths[-1]
+    text = "; ".join(dict.fromkeys(line.strip() for line in details))
+    return (f"{where}: {text}" if where else text)[:800]
 
 
-def _build_cli(args: list[str]):
+def _build_cli(args: list[str] | None):
+    import warnings
+
+    # Lightning 2.6 on torch >= 2.10 warns about its own pytree use at every step: not actionable.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     import pytorch_lightning as pl
     from pytorch_lightning.cli import LightningCLI
 
@@ -137,13 +164,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    # LightningCLI warns when given args while sys.argv also has some: pass None from the console.
+    cli_args = None if argv is None else args
     if os.environ.get(DEBUG_ENV):
         _check_config_files(args)
-        _build_cli(args)
+        _build_cli(cli_args)
         return 0
     try:
         _check_config_files(args)
-        _build_cli(args)
+        _build_cli(cli_args)
     except SystemExit as exit_:  # --help, --print_config, or an argparse error already printed
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
     except Exception as error:  # noqa: BLE001 - one line for the user, the traceback behind a flag

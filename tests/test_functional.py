@@ -84,3 +84,10 @@ def test_center_crop_errors_name_the_shapes():
 def test_center_crop_to_smallest():
     a, b = center_crop_to_smallest(torch.zeros(1, 8, 5), torch.zeros(2, 6, 7))
     assert a.shape == (1, 6, 5) and b.shape == (2, 6, 5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_channels_to_complex_keeps_full_precision_for_half_inputs(dtype):
+    # mixed precision: networks emit half floats, complex data must stay complex64
+    x = torch.randn(1, 2, 4, 4).to(dtype)
+    assert channels_to_complex(x).dtype == torch.complex64

@@ -222,3 +222,14 @@ def test_metrics_under_real_ddp():
     expected = single.compute()
     for name, value in results.get().items():
         assert value == pytest.approx(expected[name].item(), rel=1e-6, abs=1e-6)
+
+
+def test_ssim_is_computed_in_full_precision_under_autocast():
+    torch.manual_seed(0)
+    target = torch.rand(2, 1, 40, 36)
+    pred = target + 0.05 * torch.rand(2, 1, 40, 36)
+    reference = ssim(pred, target, 1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = ssim(pred, target, 1.0)
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, reference)

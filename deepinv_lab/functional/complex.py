@@ -25,5 +25,9 @@ def channels_to_complex(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
             f"channels_to_complex needs an even number of channels along dim {dim}, "
             f"got shape {tuple(x.shape)}"
         )
+    if x.dtype in (torch.float16, torch.bfloat16):
+        # Under mixed precision, networks emit half floats; complex32 has almost no FFT support
+        # (and bfloat16 has no complex type), so complex data always stays in full precision.
+        x = x.float()
     real, imag = torch.chunk(x, 2, dim=dim)
     return torch.complex(real.contiguous(), imag.contiguous())

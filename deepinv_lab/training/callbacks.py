@@ -14,17 +14,27 @@ def image_grid(images: list[torch.Tensor], max_value: float | torch.Tensor) -> t
 
 
 class ImageGridLogger(pl.Callback):
-    """Logs ``target | zero-filled | reconstruction | 5 x |error|`` for the first ``num_images``
-    validation samples at every validation epoch (TensorBoard's IMAGES tab).
+    """Logs ``target | zero-filled | reconstruction | 5 x |error|`` of ``num_images`` validation
+    samples, spread evenly over the validation set, at every validation epoch (TensorBoard's
+    IMAGES tab, tag ``val/target_zerofilled_recon_error/<batch index>``).
 
     Expects ``validation_step`` to return a dict with ``output``, ``baseline`` and ``target``
-    ``(B, 1, H, W)`` and ``max_value`` ``(B,)``.
+    ``(B, 1, H, W)`` and ``max_value`` ``(B,)``; the first sample of each chosen batch is shown.
     """
 
     def __init__(self, num_images: int = 2, error_gain: float = 5.0):
         super().__init__()
         self.num_images = num_images
         self.error_gain = error_gain
+
+    def _chosen_batches(self, trainer: pl.Trainer, dataloader_idx: int) -> set[int]:
+        batches = trainer.num_val_batches
+        total = int(batches[dataloader_idx] if isinstance(batches, list) else batches)
+        if total <= 0 or self.num_images <= 0:
+            return set()
+        count = min(self.num_images, total)
+        # evenly spaced, avoiding the first and last batches (edge slices of a volume)
+        return {round((i + 1) * total / (count + 1)) for i in range(count)}
 
     def on_validation_batch_end(
         self,
@@ -40,17 +50,12 @@ class ImageGridLogger(pl.Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers or not trainer.is_global_zero:
             return
-        batch_size = outputs["output"].shape[0]
-        first = batch_idx * batch_size
-        for i in range(max(0, min(batch_size, self.num_images - first))):
-            target, output = outputs["target"][i], outputs["output"][i]
-            grid = image_grid(
-                [target, outputs["baseline"][i], output, self.error_gain * (output - target).abs()],
-                outputs["max_value"][i],
+        if batch_idx not in self._chosen_batches(trainer, dataloader_idx):
+            return
+        target, output = outputs["target"][0], outputs["output"][0]
+        error = self.error_gain * (output - target).abs()
+        grid = image_grid([target, outputs["baseline"][0], output, error], outputs["max_value"][0])
+        for logger in loggers:
+            logger.experiment.add_image(
+                f"val/target_zerofilled_recon_error/{batch_idx}", grid.cpu(), trainer.global_step
             )
-            for logger in loggers:
-                logger.experiment.add_image(
-                    f"val/target_zerofilled_recon_error/{first + i}",
-                    grid.cpu(),
-                    trainer.global_step,
-                )

@@ -80,13 +80,25 @@ def ssim_map(
     _check_pair(pred, target, "ssim")
     if win_size % 2 != 1 or win_size < 2:
         raise ValueError(f"ssim: win_size must be an odd integer >= 3, got {win_size}")
-    batch_size, channels, height, width = target.shape
+    height, width = target.shape[-2:]
     if height < win_size or width < win_size:
         raise ValueError(
             f"ssim: images of shape {tuple(target.shape)} are smaller than the "
             f"{win_size}x{win_size} window"
         )
     data_range = _per_sample_range(data_range, target, "ssim")
+    # The local statistics cancel large terms (E[x^2] - E[x]^2): half precision, as produced by
+    # autocast, ruins them, so SSIM is always computed in at least float32, autocast off.
+    dtype = torch.promote_types(pred.dtype, torch.float32)
+    pred, target, data_range = pred.to(dtype), target.to(dtype), data_range.to(dtype)
+    with torch.autocast(device_type=pred.device.type, enabled=False):
+        return _ssim_statistics(pred, target, data_range, win_size, k1, k2)
+
+
+def _ssim_statistics(
+    pred: Tensor, target: Tensor, data_range: Tensor, win_size: int, k1: float, k2: float
+) -> Tensor:
+    channels = target.shape[1]
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
 

@@ -14,6 +14,15 @@ from deepinv_lab.training.losses import make_loss
 from deepinv_lab.training.metrics import NMSEMetric, PSNRMetric, SSIMMetric
 
 
+def _built_from_config() -> bool:
+    """True while LightningCLI instantiates the module (it then provides the hyperparameters)."""
+    try:
+        from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # a Lightning without config-given hyperparameters
+        return False
+    return _given_hyperparameters.get() is not None
+
+
 class ReconModule(pl.LightningModule):
     """Trains a :class:`~deepinv_lab.recons.base.Recon` on batches that carry their System.
 
@@ -40,7 +49,12 @@ class ReconModule(pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["recon", "loss", "optimizer", "lr_scheduler"])
+        if _built_from_config():
+            # LightningCLI hands over the config of every argument (class paths included):
+            # saving all of it lets a checkpoint rebuild its Recon without the original config.
+            self.save_hyperparameters()
+        else:
+            self.save_hyperparameters(ignore=["recon", "loss", "optimizer", "lr_scheduler"])
         self.recon = recon
         self.loss_fn = make_loss(loss)
         self.optimizer_factory = optimizer

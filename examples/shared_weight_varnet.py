@@ -1,0 +1,41 @@
+"""Subclassing a block: an E2E-VarNet whose cascades share one regulariser.
+
+Run it from a config by naming the class (this folder must be importable):
+
+    PYTHONPATH=examples deepinv-lab fit --config configs/varnet.json \
+        --model.init_args.recon.class_path shared_weight_varnet.SharedWeightVarNet
+
+or from Python:
+
+    PYTHONPATH=examples python examples/shared_weight_varnet.py
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deepinv_lab.recons import VarNet
+
+
+class SharedWeightVarNet(VarNet):
+    """VarNet with one NormUnet reused by every cascade: the unrolling depth of ``num_cascades``
+    with the regulariser parameters of one cascade (each cascade keeps its own ``dc_weight``)."""
+
+    def __init__(self, num_cascades: int = 4, **kwargs):
+        super().__init__(num_cascades=num_cascades, **kwargs)
+        shared = self.cascades[0].model
+        for cascade in self.cascades[1:]:
+            cascade.model = shared
+
+
+if __name__ == "__main__":
+    from deepinv_lab.data import SimulatedBrainMRI, collate_multicoil
+
+    batch = collate_multicoil([SimulatedBrainMRI("val", downsample=4, num_coils=4)[0]])
+    shared = SharedWeightVarNet(num_cascades=4, chans=8, pools=2, sens_chans=4, sens_pools=2)
+    plain = VarNet(num_cascades=4, chans=8, pools=2, sens_chans=4, sens_pools=2)
+    with torch.no_grad():
+        image = shared(batch["kspace"], batch["system"])
+    count = sum(p.numel() for p in shared.parameters())
+    print(f"reconstruction {tuple(image.shape)}; parameters: shared {count:,} "
+          f"vs plain {sum(p.numel() for p in plain.parameters()):,}")

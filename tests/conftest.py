@@ -1,0 +1,29 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    """A VarNet config small enough to fit in seconds, writing logs under ``tmp_path``."""
+    config = json.loads(Path(__file__).parents[1].joinpath("configs/varnet.json").read_text())
+    config["trainer"].update(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=2,
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    config["model"]["init_args"]["recon"]["init_args"] = dict(
+        num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1
+    )
+    config["data"]["init_args"].update(downsample=4, num_coils=2)
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(config))
+    return path

@@ -1,0 +1,106 @@
+"""The `deepinv-lab` command end to end, and its errors on bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepinv_lab.cli import main
+
+CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.json"))
+
+
+def test_top_level_help_is_instant_and_lists_commands():
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "deepinv_lab.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "fit" in result.stdout and "predict" in result.stdout
+    assert "pytorch_lightning" not in result.stderr  # Lightning is not imported for --help
+
+
+def test_fit_then_test_end_to_end(tiny_config, tmp_path, capsys):
+    assert main(["fit", "--config", str(tiny_config)]) == 0
+    out = capsys.readouterr().out
+    assert "val metrics:" in out and "val/ssim=" in out and "val/zero_filled_ssim=" in out
+    run_dir = tmp_path / "logs" / "varnet" / "version_0"
+    assert list(run_dir.glob("events.out.tfevents.*")), "no TensorBoard events written"
+    assert (run_dir / "config.yaml").is_file()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    assert str(run_dir / "checkpoints") in out
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir)).Reload()
+    assert {"train/loss", "val/ssim", "val/psnr", "val/nmse"} <= set(events.Tags()["scalars"])
+    assert any(tag.startswith("val/target_zerofilled_recon_error") for tag in events.Tags()["images"])
+
+    assert main(["test", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
+    assert "test metrics:" in capsys.readouterr().out
+
+    # the checkpoint carries its config: it rebuilds the Recon without the JSON file
+    from deepinv_lab.recons import VarNet
+    from deepinv_lab.training.module import ReconModule
+
+    module = ReconModule.load_from_checkpoint(last)
+    assert isinstance(module.recon, VarNet) and len(module.recon.cascades) == 1
+
+
+def test_fit_resumes_from_a_checkpoint(tiny_config, tmp_path):
+    assert main(["fit", "--config", str(tiny_config)]) == 0
+    last = tmp_path / "logs" / "varnet" / "version_0" / "checkpoints" / "last.ckpt"
+    args = ["fit", "--config", str(tiny_config), "--trainer.max_epochs", "2"]
+    assert main([*args, "--ckpt_path", str(last)]) == 0
+
+    import torch
+
+    resumed = tmp_path / "logs" / "varnet" / "version_1" / "checkpoints" / "last.ckpt"
+    assert torch.load(resumed, weights_only=False)["epoch"] == 1
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_every_config_parses(config, capsys):
+    assert main(["fit", "--config", str(config), "--print_config"]) == 0
+    printed = capsys.readouterr().out
+    assert "class_path" in printed and "recon" in printed
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--trainer.max_epochz", "3"], "max_epochz"),
+        (["--trainer.max_epochs", "abc"], "trainer.max_epochs"),
+        (["--model.init_args.recon.init_args.num_cascadez", "2"], "num_cascadez"),
+        (["--data.init_args.accelerations", "[4, 8]"], "accelerations"),
+        (["--model.init_args.loss", "ssimm"], "ssimm"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(tiny_config, capsys, args, needle):
+    assert main(["fit", "--config", str(tiny_config), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("deepinv-lab: error:") and needle in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_missing_config_file_is_named(tmp_path, capsys):
+    missing = tmp_path / "nope.json"
+    assert main(["fit", "--config", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_unknown_key_in_config_file_is_named(tiny_config, capsys):
+    config = json.loads(tiny_config.read_text())
+    config["data"]["init_args"]["num_coilz"] = 4
+    tiny_config.write_text(json.dumps(config))
+    assert main(["fit", "--config", str(tiny_config)]) == 2
+    assert "num_coilz" in capsys.readouterr().err
+
+
+def test_unknown_command(capsys):
+    assert main(["fitt"]) == 2
+    assert "fitt" in capsys.readouterr().err
