@@ -25,7 +25,7 @@ setup(
         "nilearn>=0.10",
     ],
     extras_require={
-        # fastmri (reference code for parity tests) is installed separately with --no-deps, see README.
+        # fastmri (reference code for parity tests) is installed apart with --no-deps: README.
         "test": [
             "pytest>=7",
             "scikit-image>=0.21",

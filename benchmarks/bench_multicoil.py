@@ -1,7 +1,8 @@
 """Multicoil MRI forward + adjoint (A = M F S) against a bare torch.fft of the same size, and
 against fastMRI's functional ops (2-channel real tensors) when the fastmri package is installed.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_multicoil.py [--device cuda] [--batch 4 --coils 16 --size 320 320]
+    OMP_NUM_THREADS=2 python benchmarks/bench_multicoil.py [--device cuda]
+        [--batch 4 --coils 16 --size 320 320]
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from _timing import print_table, time_interleaved
+
 from deepinv_lab.systems.mri import MultiCoilMRI
 
 
@@ -38,10 +39,13 @@ def main() -> None:
         return torch.fft.ifft2(k, dim=dims, norm="ortho")
 
     def bare_centered_fft() -> torch.Tensor:
-        k = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(coil_images, dim=dims), dim=dims,
-                                              norm="ortho"), dim=dims)
-        return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=dims), dim=dims,
-                                                  norm="ortho"), dim=dims)
+        k = torch.fft.fftshift(
+            torch.fft.fft2(torch.fft.ifftshift(coil_images, dim=dims), dim=dims, norm="ortho"),
+            dim=dims,
+        )
+        return torch.fft.fftshift(
+            torch.fft.ifft2(torch.fft.ifftshift(k, dim=dims), dim=dims, norm="ortho"), dim=dims
+        )
 
     def ours() -> torch.Tensor:
         return system.adjoint(system(x))

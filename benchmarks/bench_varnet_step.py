@@ -1,7 +1,8 @@
 """One E2E-VarNet training step (forward, SSIM loss, backward, Adam) of deepinv-lab's VarNet
 against fastMRI's reference VarNet with the same weights, when the fastmri package is installed.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_varnet_step.py [--device cuda] [--cascades 12 --size 640 368 --coils 15]
+    OMP_NUM_THREADS=2 python benchmarks/bench_varnet_step.py [--device cuda]
+        [--cascades 12 --size 640 368 --coils 15] [--checkpoint]
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from _timing import print_table, time_interleaved
+
 from deepinv_lab.recons.varnet import VarNet
 from deepinv_lab.systems.mri import KSpaceMask
 from deepinv_lab.systems.sampling import RandomMaskFunc

@@ -37,5 +37,7 @@ if __name__ == "__main__":
     with torch.no_grad():
         image = shared(batch["kspace"], batch["system"])
     count = sum(p.numel() for p in shared.parameters())
-    print(f"reconstruction {tuple(image.shape)}; parameters: shared {count:,} "
-          f"vs plain {sum(p.numel() for p in plain.parameters()):,}")
+    print(
+        f"reconstruction {tuple(image.shape)}; parameters: shared {count:,} "
+        f"vs plain {sum(p.numel() for p in plain.parameters()):,}"
+    )

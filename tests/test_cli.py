@@ -38,7 +38,8 @@ def test_fit_then_test_end_to_end(tiny_config, tmp_path, capsys):
 
     events = EventAccumulator(str(run_dir)).Reload()
     assert {"train/loss", "val/ssim", "val/psnr", "val/nmse"} <= set(events.Tags()["scalars"])
-    assert any(tag.startswith("val/target_zerofilled_recon_error") for tag in events.Tags()["images"])
+    images = events.Tags()["images"]
+    assert any(tag.startswith("val/target_zerofilled_recon_error") for tag in images)
 
     assert main(["test", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
     assert "test metrics:" in capsys.readouterr().out
