@@ -23,7 +23,9 @@ def numpy_ifft2c(k: np.ndarray) -> np.ndarray:
     return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=axes), norm="ortho"), axes=axes)
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 4, 7, 9), (5, 6), (2, 1, 15, 10)])
+@pytest.mark.parametrize(
+    "shape", [(2, 3, 8, 8), (1, 4, 7, 9), (5, 6), (2, 1, 15, 10), (1, 2, 6, 10), (3, 2, 4)]
+)
 def test_fft2c_matches_numpy(shape):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
@@ -91,3 +93,11 @@ def test_channels_to_complex_keeps_full_precision_for_half_inputs(dtype):
     # mixed precision: networks emit half floats, complex data must stay complex64
     x = torch.randn(1, 2, 4, 4).to(dtype)
     assert channels_to_complex(x).dtype == torch.complex64
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 4), (1, 5, 7), (3, 6, 5)])
+def test_centered_fft_gradients(shape):
+    x = torch.randn(shape, dtype=torch.complex128, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda t: fft2c(t).abs().square().sum() + ifft2c(t).real.sum(), x
+    )
