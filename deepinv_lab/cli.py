@@ -80,7 +80,7 @@ def _build_cli(args: list[str] | None):
     # Importing the block packages makes their classes resolvable by short name in configs.
     import deepinv_lab.data.datamodule  # noqa: F401
     import deepinv_lab.recons  # noqa: F401
-    from deepinv_lab.training.callbacks import ImageGridLogger
+    from deepinv_lab.training.callbacks import ImageGridLogger, ReconstructionWriter
     from deepinv_lab.training.module import ReconModule
 
     class DeepInvLabCLI(LightningCLI):
@@ -127,6 +127,13 @@ def _build_cli(args: list[str] | None):
         def after_test(self) -> None:
             self._summary("test")
 
+        def after_predict(self) -> None:
+            self._summary("predict")
+            writers = [c for c in self.trainer.callbacks if isinstance(c, ReconstructionWriter)]
+            for writer in writers:
+                if writer.written is not None and self.trainer.is_global_zero:
+                    print(f"  reconstructions: {writer.written}")
+
     return DeepInvLabCLI(
         ReconModule,
         pl.LightningDataModule,
@@ -138,7 +145,7 @@ def _build_cli(args: list[str] | None):
                 "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
                 "init_args": {"save_dir": "logs", "name": "default"},
             },
-            "callbacks": [ImageGridLogger()],
+            "callbacks": [ImageGridLogger(), ReconstructionWriter()],
         },
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False},

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepinv_lab.cli import main
 
@@ -44,6 +45,13 @@ def test_fit_then_test_end_to_end(tiny_config, tmp_path, capsys):
     assert main(["test", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
     assert "test metrics:" in capsys.readouterr().out
 
+    assert main(["predict", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
+    written = capsys.readouterr().out.split("reconstructions: ")[-1].strip()
+    batches = sorted(Path(written).glob("batch_*.pt"))
+    assert len(batches) == 13  # the built-in validation slices, batch size 1
+    record = torch.load(batches[0])
+    assert record["reconstruction"].shape == record["target"].shape == (1, 1, 56, 48)
+
     # the checkpoint carries its config: it rebuilds the Recon without the JSON file
     from deepinv_lab.recons import VarNet
     from deepinv_lab.training.module import ReconModule
@@ -57,9 +65,6 @@ def test_fit_resumes_from_a_checkpoint(tiny_config, tmp_path):
     last = tmp_path / "logs" / "varnet" / "version_0" / "checkpoints" / "last.ckpt"
     args = ["fit", "--config", str(tiny_config), "--trainer.max_epochs", "2"]
     assert main([*args, "--ckpt_path", str(last)]) == 0
-
-    import torch
-
     resumed = tmp_path / "logs" / "varnet" / "version_1" / "checkpoints" / "last.ckpt"
     assert torch.load(resumed, weights_only=False)["epoch"] == 1
 

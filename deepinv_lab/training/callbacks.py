@@ -1,9 +1,12 @@
-"""Lightning callbacks: TensorBoard image grids."""
+"""Lightning callbacks: TensorBoard image grids, reconstructions written by ``predict``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger
 
 
@@ -59,3 +62,41 @@ class ImageGridLogger(pl.Callback):
             logger.experiment.add_image(
                 f"val/target_zerofilled_recon_error/{batch_idx}", grid.cpu(), trainer.global_step
             )
+
+
+class ReconstructionWriter(BasePredictionWriter):
+    """Saves what ``predict`` reconstructs: one ``batch_<index>.pt`` per batch, a dict with
+    ``reconstruction`` ``(B, 1, H, W)`` and, when the batch has them, ``slice_num`` and
+    ``target``, under ``output_dir`` (default: the run's log directory, ``reconstructions/``).
+    """
+
+    def __init__(self, output_dir: str | None = None):
+        super().__init__(write_interval="batch")
+        self.output_dir = output_dir
+        self.written: Path | None = None
+
+    def _directory(self, trainer: pl.Trainer) -> Path:
+        base = (
+            self.output_dir or Path(trainer.log_dir or trainer.default_root_dir) / "reconstructions"
+        )
+        return Path(base)
+
+    def write_on_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        prediction,
+        batch_indices,
+        batch,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        directory = self._directory(trainer)
+        directory.mkdir(parents=True, exist_ok=True)
+        record = {"reconstruction": prediction.detach().cpu()}
+        for key in ("slice_num", "target"):
+            if isinstance(batch, dict) and key in batch:
+                record[key] = batch[key].detach().cpu()
+        suffix = f"_{dataloader_idx}" if dataloader_idx else ""
+        torch.save(record, directory / f"batch_{batch_idx:05d}{suffix}.pt")
+        self.written = directory
