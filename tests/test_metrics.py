@@ -203,10 +203,8 @@ def _ddp_worker(rank: int, port: int, results) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_metrics_under_real_ddp():
-    """Two gloo processes give the single-process mean (test_metric_states_reduce_by_sum_like_ddp
-    covers the same reduction without processes)."""
+    """Two gloo processes give the single-process mean."""
     import socket
 
     import torch.multiprocessing as mp
