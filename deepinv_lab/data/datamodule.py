@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -18,8 +16,9 @@ class SimulatedBrainMRIDataModule(pl.LightningDataModule):
         batch_size: slices per batch.
         num_workers: DataLoader worker processes (0 = load in the main process).
         train_size: use only the first ``train_size`` training slices (None = all).
-        image_size, downsample, num_coils, mask_type, center_fractions, accelerations,
-        noise_sigma, max_phase, seed: passed to :class:`SimulatedBrainMRI`.
+        **dataset_args: the arguments of :class:`SimulatedBrainMRI` but ``split`` (``image_size``,
+            ``downsample``, ``num_coils``, mask, noise, phase, ``seed``); configs list them under
+            ``data.init_args`` like the others, and ``--print_config`` shows their defaults.
 
     The validation set doubles as the test set (the template is one volume).
     """
@@ -29,15 +28,7 @@ class SimulatedBrainMRIDataModule(pl.LightningDataModule):
         batch_size: int = 1,
         num_workers: int = 0,
         train_size: int | None = None,
-        image_size: tuple[int, int] = (224, 192),
-        downsample: int = 1,
-        num_coils: int = 8,
-        mask_type: str = "random",
-        center_fractions: tuple[float, ...] = (0.08,),
-        accelerations: tuple[int, ...] = (4,),
-        noise_sigma: float = 0.002,
-        max_phase: float = math.pi / 2,
-        seed: int = 0,
+        **dataset_args,
     ):
         super().__init__()
         if batch_size < 1:
@@ -45,23 +36,11 @@ class SimulatedBrainMRIDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_size = train_size
-        self.dataset_args = dict(
-            image_size=tuple(image_size),
-            downsample=downsample,
-            num_coils=num_coils,
-            mask_type=mask_type,
-            center_fractions=tuple(center_fractions),
-            accelerations=tuple(accelerations),
-            noise_sigma=noise_sigma,
-            max_phase=max_phase,
-            seed=seed,
-        )
-        # Build once now so that bad arguments fail at start-up, not after the first epoch.
-        self.train_set = self._train_set()
-        self.val_set = SimulatedBrainMRI("val", **self.dataset_args)
+        # Built now so that bad arguments fail at start-up, not after the first epoch.
+        self.val_set = SimulatedBrainMRI("val", **dataset_args)
+        self.train_set = self._train_set(SimulatedBrainMRI("train", **dataset_args))
 
-    def _train_set(self) -> Dataset:
-        train_set = SimulatedBrainMRI("train", **self.dataset_args)
+    def _train_set(self, train_set: SimulatedBrainMRI) -> Dataset:
         if self.train_size is None:
             return train_set
         if not 1 <= self.train_size <= len(train_set):
