@@ -23,6 +23,9 @@ setup(
         "nibabel>=5.0",
         # Ships the MNI152 T1 template used as built-in data (deepinv_lab/data/builtin.py).
         "nilearn>=0.10",
+        # NUFFT (systems/nufft.py); Poisson-disc masks and ESPIRiT (systems/sampling.py, coils.py).
+        "torchkbnufft>=1.4",
+        "sigpy>=0.1.25",
     ],
     extras_require={
         # fastmri (reference code for parity tests) is installed apart with --no-deps: README.
