@@ -79,6 +79,40 @@ def main() -> None:
         reference="bare torch.fft centered fft2c+ifft2c",
     )
 
+    # The normal operator A^H A: what CG and unrolled networks call in their inner loop.
+    def ours_normal() -> torch.Tensor:
+        return system.normal(x)
+
+    normal_candidates = {
+        "bare torch.fft fft2+ifft2 (no shifts)": bare_fft,
+        "deepinv-lab MultiCoilMRI.normal (A^H A)": ours_normal,
+        "deepinv-lab adjoint(forward(x))": ours,
+    }
+    if device.type == "cpu":
+        try:
+            import sigpy.mri
+
+            sense = sigpy.mri.linop.Sense(maps[0].numpy(), weights=mask[0].numpy())
+            normal_op = sense.H * sense
+            x_np = x[0, 0].numpy()
+
+            def sigpy_normal() -> object:
+                return normal_op(x_np)
+
+            if args.batch == 1:
+                normal_candidates["SigPy Sense.H * Sense (reference)"] = sigpy_normal
+            else:
+                print("SigPy's Sense takes one slice: its column needs --batch 1")
+        except ImportError:
+            print("sigpy not installed: its column is skipped")
+    times = time_interleaved(normal_candidates, device, repeats=args.repeats)
+    print_table(
+        f"multicoil normal operator A^H A, k-space {shape} complex64, device {device}, "
+        f"threads {torch.get_num_threads()}",
+        times,
+        reference="bare torch.fft fft2+ifft2 (no shifts)",
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -161,8 +161,116 @@ class MultiCoilMRI(Composition):
     def coil_sensitivity(self) -> CoilSensitivity:
         return self.systems[2]
 
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        """``A^H A x = S^H F^H M F S x``, computed with as few passes as the maths allows.
+
+        ``F^H M F`` only needs transforms along the axes the mask varies on: for a column mask
+        ``(B, 1, 1, W)`` the FFTs along ``H`` cancel and 1D FFTs along ``W`` remain. For even sizes
+        the centering shifts become a checkerboard ``c`` (see
+        :func:`~deepinv_lab.functional.centering_checkerboard`) that is folded into the coil maps
+        once: ``A^H A x = sum_c conj(c s_c) ifft(M fft(c s_c x))``.
+        """
+        maps = self.coil_maps
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != maps.shape[-2:]:
+            return super().normal(x)  # the primitives raise their shape errors
+        mask = self.mask
+        dims = tuple(d for d in (-2, -1) if mask.shape[d] != 1)
+        modulated = self._modulated_maps(dims)
+        if modulated is None:
+            return super().normal(x)
+        kspace = torch.fft.fftn(modulated * x, dim=dims, norm="ortho") if dims else modulated * x
+        kspace.mul_(mask)  # a fresh tensor; the FFT's backward does not need it
+        coil_images = torch.fft.ifftn(kspace, dim=dims, norm="ortho") if dims else kspace
+        return torch.linalg.vecdot(modulated, coil_images, dim=1).unsqueeze(1)
+
+    def _modulated_maps(self, dims: tuple[int, ...]) -> torch.Tensor | None:
+        """Coil maps times the checkerboard of the transformed axes (cached); None for odd sizes."""
+        maps = self.coil_maps
+        if any(maps.shape[d] % 2 for d in dims):
+            return None
+        key = (dims, maps.data_ptr(), maps._version, maps.dtype, maps.device)
+        cached = self.__dict__.get("_modulated_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        modulated = maps
+        for d in dims:
+            size = maps.shape[d]
+            signs = 1 - 2 * (torch.arange(size, device=maps.device) % 2)
+            shape = [1] * maps.ndim
+            shape[d] = size
+            modulated = modulated * signs.reshape(shape).to(maps.real.dtype)
+        self.__dict__["_modulated_cache"] = (key, modulated)
+        return modulated
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_modulated_cache", None)  # derived data: not pickled (DDP, workers)
+        return state
+
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         maps = torch.randn(batch_size, 4, 8, 7, dtype=dtype)
         mask = (torch.rand(batch_size, 1, 1, 7) > 0.5).to(real_dtype(dtype))
         return cls(maps, mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
+
+
+class SingleCoilMRI(Composition):
+    """Single-coil Cartesian MRI ``A = M F`` (mask after the centered orthonormal FFT).
+
+    Args:
+        mask: real 0/1 mask of shape ``(B, 1, H, W)`` (2D patterns, e.g.
+            :func:`~deepinv_lab.systems.sampling.poisson_disc_mask`) or ``(B, 1, 1, W)``
+            (fastMRI column masks); a leading 1 broadcasts over the batch.
+
+    Shapes: ``forward``: ``(B, 1, H, W)`` complex image -> ``(B, 1, H, W)`` masked k-space;
+    ``adjoint``: the reverse (the zero-filled image). ``A^H A = F^H M F`` is a projection for a
+    0/1 mask, and the identity when every location is sampled.
+    """
+
+    def __init__(self, mask: torch.Tensor):
+        if mask.is_complex() or mask.ndim != 4 or mask.shape[1] != 1:
+            raise ValueError(
+                "SingleCoilMRI expects a real mask of shape (B, 1, H, W) or (B, 1, 1, W), got "
+                f"dtype {mask.dtype} with shape {tuple(mask.shape)}"
+            )
+        super().__init__([KSpaceMask(mask), FFT2()])
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.systems[0].mask
+
+    @property
+    def sampling(self) -> KSpaceMask:
+        return self.systems[0]
+
+    def _check(self, t: torch.Tensor, what: str) -> None:
+        mask_shape = tuple(self.mask.shape)
+        if not t.is_complex():
+            raise ValueError(
+                f"SingleCoilMRI: expected a complex {what} of shape (B, 1, H, W), got dtype "
+                f"{t.dtype} with shape {tuple(t.shape)}; convert 2-channel real data with "
+                "deepinv_lab.functional.channels_to_complex first"
+            )
+        try:
+            fits = t.ndim == 4 and t.shape[1] == 1
+            fits = fits and torch.broadcast_shapes(mask_shape, t.shape) == t.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"SingleCoilMRI: {what} of shape {tuple(t.shape)} does not fit the mask of shape "
+                f"{mask_shape}; expected (B, 1, H, W) that the mask broadcasts against"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x, "image")
+        return super().forward(x)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        self._check(y, "k-space")
+        return super().adjoint(y)
+
+    @classmethod
+    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        mask = (torch.rand(batch_size, 1, 8, 7) > 0.5).to(real_dtype(dtype))
+        return cls(mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
