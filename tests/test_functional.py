@@ -47,7 +47,7 @@ def test_fft2c_is_centered_and_orthonormal():
 
 
 def test_fft2c_rejects_real_input():
-    with pytest.raises(TypeError, match="complex"):
+    with pytest.raises(ValueError, match="complex"):
         fft2c(torch.ones(4, 4))
 
 

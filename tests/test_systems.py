@@ -186,6 +186,8 @@ def test_shape_errors_name_both_shapes():
         system.normal(torch.randn(2, 1, 8, 5, dtype=torch.complex64))
     with pytest.raises(ValueError, match=r"\(2, 3, 8, 6\).*\(2, 4, 8, 6\)"):
         system.adjoint(torch.randn(2, 3, 8, 6, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="expects a complex image"):
+        system(torch.randn(2, 1, 8, 6))
     with pytest.raises(ValueError, match=r"mask of shape \(1, 1, 7\).*\(2, 4, 8, 6\)"):
         KSpaceMask(torch.ones(1, 1, 7))(torch.randn(2, 4, 8, 6, dtype=torch.complex64))
 

@@ -22,7 +22,7 @@ _DIMS = (-2, -1)
 
 def _require_complex(x: torch.Tensor, name: str) -> None:
     if not x.is_complex():
-        raise TypeError(
+        raise ValueError(
             f"{name} expects a complex tensor, got dtype {x.dtype} with shape {tuple(x.shape)}; "
             "convert 2-channel real data with deepinv_lab.functional.channels_to_complex first"
         )

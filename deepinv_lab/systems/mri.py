@@ -92,6 +92,11 @@ class CoilSensitivity(LinearSystem):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.coil_maps
+        if not x.is_complex():
+            raise ValueError(
+                f"CoilSensitivity expects a complex image (B, 1, H, W), got dtype {x.dtype}; "
+                "make it complex first, e.g. x.to(torch.complex64)"
+            )
         if (
             x.ndim != 4
             or x.shape[1] != 1
