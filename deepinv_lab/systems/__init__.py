@@ -1,4 +1,8 @@
-"""System blocks: forward models with an operator algebra (see :mod:`deepinv_lab.systems.base`)."""
+"""System blocks: forward models with an operator algebra (see :mod:`deepinv_lab.systems.base`).
+
+Heavy dependencies load when used: torchkbnufft when a NUFFT is built, SigPy when a Poisson-disc
+mask or ESPIRiT maps are computed.
+"""
 
 from deepinv_lab.systems.base import (
     Adjoint,
@@ -7,26 +11,49 @@ from deepinv_lab.systems.base import (
     LinearSystem,
     Normal,
     Scaled,
+    Stack,
     Sum,
     System,
 )
-from deepinv_lab.systems.coils import birdcage_maps
-from deepinv_lab.systems.mri import FFT2, CoilSensitivity, KSpaceMask, MultiCoilMRI
-from deepinv_lab.systems.noise import ComplexGaussianNoise
+from deepinv_lab.systems.coils import birdcage_maps, espirit_maps
+from deepinv_lab.systems.cs import CompressedSensing
+from deepinv_lab.systems.downsampling import Downsampling
+from deepinv_lab.systems.masking import Inpainting, box_mask, random_pixel_mask
+from deepinv_lab.systems.mri import FFT2, CoilSensitivity, KSpaceMask, MultiCoilMRI, SingleCoilMRI
+from deepinv_lab.systems.noise import (
+    ComplexGaussianNoise,
+    GaussianNoise,
+    PoissonNoise,
+    RandomSigmaGaussianNoise,
+)
+from deepinv_lab.systems.nufft import NUFFT, MultiCoilNUFFT
 
 __all__ = [
     "FFT2",
+    "NUFFT",
     "Adjoint",
     "CoilSensitivity",
     "ComplexGaussianNoise",
     "Composition",
+    "CompressedSensing",
+    "Downsampling",
+    "GaussianNoise",
     "Identity",
+    "Inpainting",
     "KSpaceMask",
     "LinearSystem",
     "MultiCoilMRI",
+    "MultiCoilNUFFT",
     "Normal",
+    "PoissonNoise",
+    "RandomSigmaGaussianNoise",
     "Scaled",
+    "SingleCoilMRI",
+    "Stack",
     "Sum",
     "System",
     "birdcage_maps",
+    "box_mask",
+    "espirit_maps",
+    "random_pixel_mask",
 ]
