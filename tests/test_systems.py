@@ -152,7 +152,7 @@ def test_stack_normal_is_the_sum_of_normals():
         ((2, 4, 8, 6), (2, 1, 1, 6)),  # column mask: 1D FFTs along W
         ((2, 4, 8, 6), (2, 1, 8, 6)),  # 2D mask
         ((2, 4, 8, 6), (2, 1, 8, 1)),  # row mask
-        ((2, 4, 7, 5), (2, 1, 7, 5)),  # odd sizes: the shifted path
+        ((2, 4, 7, 5), (2, 1, 7, 5)),  # odd sizes
         ((2, 4, 8, 6), (2, 1, 1, 1)),  # no undersampling
     ],
 )

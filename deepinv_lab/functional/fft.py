@@ -40,21 +40,6 @@ def _checkerboards(
     return checker, sign * checker
 
 
-def centering_checkerboard(
-    height: int, width: int, dtype: torch.dtype, device: torch.device
-) -> torch.Tensor | None:
-    """The checkerboard ``c = (-1)^(m + n)`` (real, ``(H, W)``) that turns plain FFTs into centered
-    ones for even ``H`` and ``W``, or ``None`` for odd sizes.
-
-    With it ``fft2c(x) = s c fft2(c x)`` and, for any mask ``M`` in centered k-space,
-    ``ifft2c(M fft2c(x)) = c ifft2(M fft2(c x))``: operators that apply a masked transform and its
-    adjoint back to back (normal operators) need neither shifts nor the sign ``s``.
-    """
-    if height % 2 or width % 2:
-        return None
-    return _checkerboards(height, width, dtype, device)[0]
-
-
 def _centered(x: torch.Tensor, transform) -> torch.Tensor:
     height, width = x.shape[-2], x.shape[-1]
     if height % 2 or width % 2:

@@ -169,48 +169,24 @@ class MultiCoilMRI(Composition):
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """``A^H A x = S^H F^H M F S x``, computed with as few passes as the maths allows.
 
-        ``F^H M F`` only needs transforms along the axes the mask varies on: for a column mask
-        ``(B, 1, 1, W)`` the FFTs along ``H`` cancel and 1D FFTs along ``W`` remain. For even sizes
-        the centering shifts become a checkerboard ``c`` (see
-        :func:`~deepinv_lab.functional.centering_checkerboard`) that is folded into the coil maps
-        once: ``A^H A x = sum_c conj(c s_c) ifft(M fft(c s_c x))``.
+        ``F^H M F`` is a circular convolution, so it commutes with the cyclic shifts of the
+        centered FFT: ``ifft2c(M fft2c(z)) = ifft(ifftshift(M) fft(z))`` with plain FFTs and only
+        the (small) mask shifted. And it only needs transforms along the axes the mask varies on:
+        for a column mask ``(B, 1, 1, W)`` the FFTs along ``H`` cancel and 1D FFTs along ``W``
+        remain.
         """
         maps = self.coil_maps
-        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != maps.shape[-2:]:
-            return super().normal(x)  # the primitives raise their shape errors
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != maps.shape[-2:] or not x.is_complex():
+            return super().normal(x)  # the primitives raise their errors
         mask = self.mask
         dims = tuple(d for d in (-2, -1) if mask.shape[d] != 1)
-        modulated = self._modulated_maps(dims)
-        if modulated is None:
-            return super().normal(x)
-        kspace = torch.fft.fftn(modulated * x, dim=dims, norm="ortho") if dims else modulated * x
-        kspace.mul_(mask)  # a fresh tensor; the FFT's backward does not need it
-        coil_images = torch.fft.ifftn(kspace, dim=dims, norm="ortho") if dims else kspace
-        return torch.linalg.vecdot(modulated, coil_images, dim=1).unsqueeze(1)
-
-    def _modulated_maps(self, dims: tuple[int, ...]) -> torch.Tensor | None:
-        """Coil maps times the checkerboard of the transformed axes (cached); None for odd sizes."""
-        maps = self.coil_maps
-        if any(maps.shape[d] % 2 for d in dims):
-            return None
-        key = (dims, maps.data_ptr(), maps._version, maps.dtype, maps.device)
-        cached = self.__dict__.get("_modulated_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        modulated = maps
-        for d in dims:
-            size = maps.shape[d]
-            signs = 1 - 2 * (torch.arange(size, device=maps.device) % 2)
-            shape = [1] * maps.ndim
-            shape[d] = size
-            modulated = modulated * signs.reshape(shape).to(maps.real.dtype)
-        self.__dict__["_modulated_cache"] = (key, modulated)
-        return modulated
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_modulated_cache", None)  # derived data: not pickled (DDP, workers)
-        return state
+        coil_images = maps * x
+        if not dims:  # one weight per sample: no transform at all
+            return torch.linalg.vecdot(maps, coil_images.mul_(mask), dim=1).unsqueeze(1)
+        kspace = torch.fft.fftn(coil_images, dim=dims, norm="ortho")
+        kspace.mul_(torch.fft.ifftshift(mask, dim=dims))  # fresh tensor; fft's backward needs none
+        coil_images = torch.fft.ifftn(kspace, dim=dims, norm="ortho")
+        return torch.linalg.vecdot(maps, coil_images, dim=1).unsqueeze(1)
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
