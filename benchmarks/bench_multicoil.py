@@ -92,17 +92,16 @@ def main() -> None:
         try:
             import sigpy.mri
 
-            sense = sigpy.mri.linop.Sense(maps[0].numpy(), weights=mask[0].numpy())
-            normal_op = sense.H * sense
-            x_np = x[0, 0].numpy()
+            # SigPy's Sense takes one slice: one operator per slice of the batch.
+            normal_ops = []
+            for b in range(args.batch):
+                sense = sigpy.mri.linop.Sense(maps[b].numpy(), weights=mask[b].numpy())
+                normal_ops.append((sense.H * sense, x[b, 0].numpy()))
 
             def sigpy_normal() -> object:
-                return normal_op(x_np)
+                return [normal_op(x_np) for normal_op, x_np in normal_ops]
 
-            if args.batch == 1:
-                normal_candidates["SigPy Sense.H * Sense (reference)"] = sigpy_normal
-            else:
-                print("SigPy's Sense takes one slice: its column needs --batch 1")
+            normal_candidates["SigPy Sense.H * Sense (reference)"] = sigpy_normal
         except ImportError:
             print("sigpy not installed: its column is skipped")
     times = time_interleaved(normal_candidates, device, repeats=args.repeats)
