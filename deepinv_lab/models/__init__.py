@@ -1,7 +1,29 @@
 """Model blocks: learned networks, registered by class name in :data:`MODELS`."""
 
 from deepinv_lab.models.base import MODELS, Model
+from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d, BiasFreeDnCNN, DnCNN
+from deepinv_lab.models.rcan import RCAN
+from deepinv_lab.models.resnet import ResNetDenoiser
 from deepinv_lab.models.sensitivity import SensitivityModel
-from deepinv_lab.models.unet import NormUnet, Unet
+from deepinv_lab.models.srgan import SRGANDiscriminator, SRGANGenerator
+from deepinv_lab.models.unet import BiasFreeUnet, NormUnet, Unet
+from deepinv_lab.models.wrappers import ComplexWrapper, NormalizedComplexWrapper, SelfEnsemble
 
-__all__ = ["MODELS", "Model", "NormUnet", "SensitivityModel", "Unet"]
+__all__ = [
+    "MODELS",
+    "BiasFreeBatchNorm2d",
+    "BiasFreeDnCNN",
+    "BiasFreeUnet",
+    "ComplexWrapper",
+    "DnCNN",
+    "Model",
+    "NormUnet",
+    "NormalizedComplexWrapper",
+    "RCAN",
+    "ResNetDenoiser",
+    "SRGANDiscriminator",
+    "SRGANGenerator",
+    "SelfEnsemble",
+    "SensitivityModel",
+    "Unet",
+]

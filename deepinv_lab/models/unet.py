@@ -19,23 +19,32 @@ from torch import nn
 
 from deepinv_lab.functional import channels_to_complex, complex_to_channels
 from deepinv_lab.models.base import Model
+from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d
 
 _LEAKY_SLOPE = 0.2
+
+
+def _norm(chans: int, bias_free: bool) -> nn.Module:
+    # Instance norm divides by the current sample's std: a bias-free U-Net with it would be
+    # scale-invariant, not homogeneous. BiasFreeBatchNorm2d divides by a constant in eval mode.
+    return BiasFreeBatchNorm2d(chans) if bias_free else nn.InstanceNorm2d(chans)
 
 
 class ConvBlock(nn.Module):
     """Two ``3x3 conv -> instance norm -> LeakyReLU(0.2) -> dropout`` stages.
 
+    With ``bias_free=True`` the instance norm is a :class:`BiasFreeBatchNorm2d`.
+
     Shapes: ``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``.
     """
 
-    def __init__(self, in_chans: int, out_chans: int, drop_prob: float):
+    def __init__(self, in_chans: int, out_chans: int, drop_prob: float, bias_free: bool = False):
         super().__init__()
         stages: list[nn.Module] = []
         for stage_in in (in_chans, out_chans):
             stages += [
                 nn.Conv2d(stage_in, out_chans, kernel_size=3, padding=1, bias=False),
-                nn.InstanceNorm2d(out_chans),
+                _norm(out_chans, bias_free),
                 nn.LeakyReLU(negative_slope=_LEAKY_SLOPE, inplace=True),
                 nn.Dropout2d(drop_prob),
             ]
@@ -48,14 +57,16 @@ class ConvBlock(nn.Module):
 class TransposeConvBlock(nn.Module):
     """``2x2 stride-2 transpose conv -> instance norm -> LeakyReLU(0.2)``: doubles H and W.
 
+    With ``bias_free=True`` the instance norm is a :class:`BiasFreeBatchNorm2d`.
+
     Shapes: ``(B, in_chans, H, W)`` -> ``(B, out_chans, 2H, 2W)``.
     """
 
-    def __init__(self, in_chans: int, out_chans: int):
+    def __init__(self, in_chans: int, out_chans: int, bias_free: bool = False):
         super().__init__()
         self.layers = nn.Sequential(
             nn.ConvTranspose2d(in_chans, out_chans, kernel_size=2, stride=2, bias=False),
-            nn.InstanceNorm2d(out_chans),
+            _norm(out_chans, bias_free),
             nn.LeakyReLU(negative_slope=_LEAKY_SLOPE, inplace=True),
         )
 
@@ -79,6 +90,7 @@ class Unet(Model):
         chans: channels of the first stage.
         num_pool_layers: number of down-/up-sampling stages.
         drop_prob: ``Dropout2d`` probability after every convolution.
+        bias_free: build the bias-free variant (not fastMRI-compatible).
 
     Shapes: ``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``, real.
     """
@@ -90,6 +102,7 @@ class Unet(Model):
         chans: int = 32,
         num_pool_layers: int = 4,
         drop_prob: float = 0.0,
+        bias_free: bool = False,
     ):
         super().__init__()
         self.in_chans = in_chans
@@ -97,34 +110,42 @@ class Unet(Model):
         self.chans = chans
         self.num_pool_layers = num_pool_layers
         self.drop_prob = drop_prob
+        self.bias_free = bias_free
 
-        self.down_sample_layers = nn.ModuleList([ConvBlock(in_chans, chans, drop_prob)])
+        self.down_sample_layers = nn.ModuleList([ConvBlock(in_chans, chans, drop_prob, bias_free)])
         ch = chans
         for _ in range(num_pool_layers - 1):
-            self.down_sample_layers.append(ConvBlock(ch, 2 * ch, drop_prob))
+            self.down_sample_layers.append(ConvBlock(ch, 2 * ch, drop_prob, bias_free))
             ch *= 2
-        self.conv = ConvBlock(ch, 2 * ch, drop_prob)
+        self.conv = ConvBlock(ch, 2 * ch, drop_prob, bias_free)
 
         # Registration order (up_conv before up_transpose_conv) matches fastMRI's state_dict order.
         self.up_conv = nn.ModuleList()
         self.up_transpose_conv = nn.ModuleList()
         for _ in range(num_pool_layers - 1):
-            self.up_transpose_conv.append(TransposeConvBlock(2 * ch, ch))
-            self.up_conv.append(ConvBlock(2 * ch, ch, drop_prob))
+            self.up_transpose_conv.append(TransposeConvBlock(2 * ch, ch, bias_free))
+            self.up_conv.append(ConvBlock(2 * ch, ch, drop_prob, bias_free))
             ch //= 2
-        self.up_transpose_conv.append(TransposeConvBlock(2 * ch, ch))
+        self.up_transpose_conv.append(TransposeConvBlock(2 * ch, ch, bias_free))
         self.up_conv.append(
             nn.Sequential(
-                ConvBlock(2 * ch, ch, drop_prob),
-                nn.Conv2d(ch, out_chans, kernel_size=1, stride=1),
+                ConvBlock(2 * ch, ch, drop_prob, bias_free),
+                nn.Conv2d(ch, out_chans, kernel_size=1, stride=1, bias=not bias_free),
             )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``."""
+        name = type(self).__name__
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise ValueError(
-                f"Unet expects input of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}"
+                f"{name} expects input of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}"
+            )
+        min_size = 2**self.num_pool_layers
+        if min(x.shape[-2:]) < min_size:
+            raise ValueError(
+                f"{name} with num_pool_layers={self.num_pool_layers} expects H, W >= {min_size}, "
+                f"got input of shape {tuple(x.shape)}"
             )
         skips = []
         out = x
@@ -150,6 +171,21 @@ class Unet(Model):
     def example(cls) -> tuple[Unet, torch.Tensor]:
         """A 2-level U-Net with 4 channels on a ``(2, 3, 19, 22)`` input (odd size on purpose)."""
         return cls(3, 2, chans=4, num_pool_layers=2), torch.randn(2, 3, 19, 22)
+
+
+class BiasFreeUnet(Unet):
+    """:class:`Unet` with ``bias_free=True`` by default: ``f(a x) = a f(x)`` in eval mode."""
+
+    def __init__(
+        self,
+        in_chans: int,
+        out_chans: int,
+        chans: int = 32,
+        num_pool_layers: int = 4,
+        drop_prob: float = 0.0,
+        bias_free: bool = True,
+    ):
+        super().__init__(in_chans, out_chans, chans, num_pool_layers, drop_prob, bias_free)
 
 
 class NormUnet(Model):

@@ -1,0 +1,148 @@
+"""Forward and training-step (MSE loss, backward, Adam) time of every registered Model block on a
+real ``(1, C, S, S)`` input, with peak memory on CUDA, and RCAN with vs without checkpoint_groups.
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_models.py [--device cuda] [--size 256] [--repeats 5]
+
+Models come from ``deepinv_lab.models.MODELS`` (every module under the package is imported);
+those whose ``example()`` input is complex are skipped. A Model is built from
+:data:`BENCH_CONFIGS` where it has an entry, otherwise its ``example()`` instance is used as is;
+the input has the example's channel count and ``--size`` pixels a side. A Model that fails
+prints its error in its row instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from collections.abc import Callable
+
+import torch
+from _timing import time_interleaved
+from torch import nn
+
+import deepinv_lab.models
+from deepinv_lab.models import MODELS
+
+# Benchmark sizes per Model (constructor kwargs). RCAN: the paper's 64-channel x4 model with
+# 10 groups x 20 blocks on CUDA; on CPU 2 groups x 4 blocks at x2 so a run takes a minute.
+BENCH_CONFIGS: dict[str, dict[str, dict]] = {
+    "cuda": {
+        "Unet": dict(in_chans=1, out_chans=1, chans=32, num_pool_layers=4),
+        "RCAN": dict(),
+    },
+    "cpu": {
+        "Unet": dict(in_chans=1, out_chans=1, chans=32, num_pool_layers=4),
+        "RCAN": dict(num_groups=2, num_blocks=4, scale=2),
+    },
+}
+# Input side per Model where --size does not suit it (RCAN x4 on 256^2 gives 1024^2 outputs).
+BENCH_SIZES: dict[str, dict[str, int]] = {"cuda": {"RCAN": 128}, "cpu": {"RCAN": 64}}
+
+
+def _import_all_models() -> None:
+    for module in pkgutil.walk_packages(deepinv_lab.models.__path__, "deepinv_lab.models."):
+        importlib.import_module(module.name)
+
+
+def _build(name: str, device_type: str, size: int, **extra) -> tuple[nn.Module, torch.Tensor]:
+    example_model, example_input = MODELS[name].example()
+    config = BENCH_CONFIGS[device_type].get(name)
+    model = MODELS[name](**config, **extra) if config is not None else example_model
+    side = BENCH_SIZES[device_type].get(name, size)
+    channels = getattr(model, "in_chans", example_input.shape[1])
+    return model, torch.randn(1, channels, side, side)
+
+
+def _steps(model: nn.Module, x: torch.Tensor) -> tuple[Callable[[], object], Callable[[], object]]:
+    with torch.no_grad():
+        target = torch.randn_like(model(x))
+    optimizer = torch.optim.Adam(p for p in model.parameters() if p.requires_grad)
+
+    def forward() -> object:
+        with torch.no_grad():
+            return model(x)
+
+    def train_step() -> object:
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.mse_loss(model(x), target)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return forward, train_step
+
+
+def _peak_train_bytes(step: Callable[[], object], device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device)
+
+
+def _row(label: str, cells: list[str]) -> str:
+    return "| " + " | ".join([label, *cells]) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    _import_all_models()
+
+    runs: list[tuple[str, str, dict]] = []  # (row label, model name, extra kwargs)
+    for name in sorted(MODELS):
+        runs.append((name, name, {}))
+        if name == "RCAN":
+            runs.append(("RCAN checkpoint_groups", name, dict(checkpoint_groups=True)))
+
+    print(f"\ndevice {device}, threads {torch.get_num_threads()}, repeats {args.repeats}\n")
+    print(_row("model", ["input", "params", "forward ms", "train step ms", "peak train MiB"]))
+    print("|" + "---|" * 6)
+    peaks: dict[str, float | None] = {}
+    times: dict[str, float] = {}
+    for label, name, extra in runs:
+        try:
+            if MODELS[name].example()[1].is_complex():
+                print(_row(label, ["complex input: skipped", "", "", "", ""]))
+                continue
+            torch.manual_seed(0)
+            model, x = _build(name, device.type, args.size, **extra)
+            model, x = model.to(device).train(), x.to(device)
+            forward, train_step = _steps(model, x)
+            measured = time_interleaved(
+                {"forward": forward, "train": train_step}, device, repeats=args.repeats, warmup=1
+            )
+            peak = _peak_train_bytes(train_step, device)
+            peaks[label], times[label] = peak, measured["train"]
+            params = sum(p.numel() for p in model.parameters())
+            cells = [
+                "x".join(map(str, x.shape)),
+                f"{params:,}",
+                f"{measured['forward'] * 1e3:.1f}",
+                f"{measured['train'] * 1e3:.1f}",
+                "n/a (CPU)" if peak is None else f"{peak / 2**20:.0f}",
+            ]
+        except Exception as error:  # noqa: BLE001 - one failing model must not hide the rest
+            cells = [f"error: {type(error).__name__}: {error}"[:120], "", "", "", ""]
+        print(_row(label, cells))
+
+    plain, ckpt = "RCAN", "RCAN checkpoint_groups"
+    if plain in times and ckpt in times:
+        print(
+            f"\nRCAN checkpoint_groups / plain: train-step time {times[ckpt] / times[plain]:.2f}x",
+            end="",
+        )
+        if peaks[plain] and peaks[ckpt]:
+            print(f", peak memory {peaks[ckpt] / peaks[plain]:.2f}x", end="")
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""DnCNN and its bias-free variant, with the bias-free batch normalisation they share.
+
+References:
+    K. Zhang, W. Zuo, Y. Chen, D. Meng, L. Zhang, "Beyond a Gaussian denoiser: Residual learning
+    of deep CNN for image denoising", IEEE TIP 2017.
+    S. Mohan, Z. Kadkhodaie, E. P. Simoncelli, C. Fernandez-Granda, "Robust and interpretable
+    blind image denoising via bias-free convolutional neural networks", ICLR 2020.
+
+Homogeneity of bias-free networks. A network without additive constants built from bias-free
+convolutions, ReLU/LeakyReLU and a normalisation that divides by a *constant* is positively
+homogeneous: ``f(a x) = a f(x)`` for ``a > 0``. :class:`BiasFreeBatchNorm2d` divides by a constant
+in eval mode (the running standard deviation), so bias-free models are homogeneous in eval mode.
+In train mode it divides by the standard deviation of the current batch, which scales with the
+batch: the layer is then scale-*invariant* in the batch and ``f(a x) = a f(x)`` does not hold for a
+batch on its own (a residual DnCNN gives ``a x - r(x)``). What does hold in train mode is
+homogeneity *per sample with the batch statistics held fixed*: the statistics are shared over the
+batch, so in a batch ``[x, a x]`` the second half's output is exactly ``a`` times the first half's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepinv_lab.models.base import Model
+
+
+class BiasFreeBatchNorm2d(nn.Module):
+    """Batch normalisation without mean subtraction and without shift (Mohan et al., 2020).
+
+    ``y = gamma_c * x / sigma_c``, where ``sigma_c`` is, per channel ``c``,
+
+    - train mode: ``sqrt(var_c + eps)``, the (biased) variance of the batch over ``(B, H, W)``.
+      As in the paper's code the variance is taken about the channel mean, but the mean is *not*
+      subtracted from ``x``; ``running_std`` is updated as an exponential moving average;
+    - eval mode: ``running_std``, a constant, so the layer is linear (hence homogeneous).
+
+    Dividing by the batch's own std makes the layer scale-invariant in train mode; see the module
+    docstring for what that means for whole networks.
+
+    Args:
+        num_features: channels ``C``.
+        eps: added to the variance before the square root.
+        momentum: weight of the current batch in the running standard deviation.
+
+    Shapes: ``(B, C, H, W)`` -> ``(B, C, H, W)``.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.register_buffer("running_std", torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            std = torch.sqrt(x.var(dim=(0, 2, 3), unbiased=False) + self.eps)
+            with torch.no_grad():
+                self.running_std.lerp_(std.detach(), self.momentum)
+        else:
+            std = self.running_std
+        return x * (self.weight / std).view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class DnCNN(Model):
+    """DnCNN (Zhang et al., 2017): a residual denoiser ``f(x) = x - r(x)``.
+
+    ``r`` estimates the noise with ``depth`` 3x3 convolutions: ``conv -> ReLU``, then
+    ``depth - 2`` times ``conv -> BN -> ReLU``, then ``conv``. Standard (``bias_free=False``):
+    ``nn.BatchNorm2d``, and a bias on the first and last convolutions only (the middle ones are
+    followed by batch norm, whose shift makes a conv bias redundant). Bias-free
+    (``bias_free=True``, Mohan et al., 2020): no conv bias anywhere and
+    :class:`BiasFreeBatchNorm2d`, so ``f(a x) = a f(x)`` for ``a > 0`` in eval mode
+    (see the module docstring for train mode) and ``f(0) = 0``.
+
+    Args:
+        in_chans: image channels (input and output).
+        depth: number of convolutions (17 for DnCNN-S, 20 for blind DnCNN-B), at least 2.
+        channels: feature channels of the hidden layers.
+        bias_free: build the bias-free variant.
+
+    Shapes: ``(B, in_chans, H, W)`` -> ``(B, in_chans, H, W)``, any ``H, W``.
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 1,
+        depth: int = 20,
+        channels: int = 64,
+        bias_free: bool = False,
+    ):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"{type(self).__name__}: depth must be at least 2, got {depth}")
+        self.in_chans = in_chans
+        self.depth = depth
+        self.channels = channels
+        self.bias_free = bias_free
+        bias = not bias_free
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_chans, channels, kernel_size=3, padding=1, bias=bias),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(depth - 2):
+            layers += [
+                nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False),
+                BiasFreeBatchNorm2d(channels) if bias_free else nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+            ]
+        layers.append(nn.Conv2d(channels, in_chans, kernel_size=3, padding=1, bias=bias))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_chans, H, W)`` noisy -> ``(B, in_chans, H, W)`` denoised: ``x - r(x)``."""
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (B, {self.in_chans}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
+        noise = self.layers(x)
+        return x - noise
+
+    @classmethod
+    def example(cls) -> tuple[DnCNN, torch.Tensor]:
+        """A 5-layer, 8-channel DnCNN on a ``(2, 1, 17, 13)`` input (odd size on purpose)."""
+        return cls(in_chans=1, depth=5, channels=8), torch.randn(2, 1, 17, 13)
+
+
+class BiasFreeDnCNN(DnCNN):
+    """:class:`DnCNN` with ``bias_free=True`` by default (BF-CNN of Mohan et al., 2020)."""
+
+    def __init__(
+        self,
+        in_chans: int = 1,
+        depth: int = 20,
+        channels: int = 64,
+        bias_free: bool = True,
+    ):
+        super().__init__(in_chans=in_chans, depth=depth, channels=channels, bias_free=bias_free)
