@@ -26,18 +26,27 @@ from deepinv_lab.models import MODELS
 
 # Benchmark sizes per Model (constructor kwargs). RCAN: the paper's 64-channel x4 model with
 # 10 groups x 20 blocks on CUDA; on CPU 2 groups x 4 blocks at x2 so a run takes a minute.
-BENCH_CONFIGS: dict[str, dict[str, dict]] = {
-    "cuda": {
-        "Unet": dict(in_chans=1, out_chans=1, chans=32, num_pool_layers=4),
-        "RCAN": dict(),
-    },
-    "cpu": {
-        "Unet": dict(in_chans=1, out_chans=1, chans=32, num_pool_layers=4),
-        "RCAN": dict(num_groups=2, num_blocks=4, scale=2),
-    },
+# The published default of each Model (same on both devices) unless its example() suits.
+_DEFAULTS = {
+    "Unet": dict(in_chans=1, out_chans=1, chans=32, num_pool_layers=4),
+    "BiasFreeUnet": dict(in_chans=1, out_chans=1, chans=32, num_pool_layers=4),
+    "DnCNN": dict(),
+    "BiasFreeDnCNN": dict(),
+    "ResNetDenoiser": dict(),
+    "SRGANGenerator": dict(num_blocks=1, variant="edsrgan"),  # the micro-CT configuration
+    "SRGANDiscriminator": dict(input_size=192),
 }
-# Input side per Model where --size does not suit it (RCAN x4 on 256^2 gives 1024^2 outputs).
-BENCH_SIZES: dict[str, dict[str, int]] = {"cuda": {"RCAN": 128}, "cpu": {"RCAN": 64}}
+BENCH_CONFIGS: dict[str, dict[str, dict]] = {
+    "cuda": {**_DEFAULTS, "RCAN": dict()},
+    "cpu": {**_DEFAULTS, "RCAN": dict(num_groups=2, num_blocks=4, scale=2)},
+}
+# Input side per Model where --size does not suit it (RCAN x4 on 256^2 gives 1024^2 outputs; the
+# micro-CT SRGAN generator upsamples 64^2 to 256^2; the discriminator takes 192^2 HR crops).
+_SIZES = {"SRGANGenerator": 64, "SRGANDiscriminator": 192}
+BENCH_SIZES: dict[str, dict[str, int]] = {
+    "cuda": {**_SIZES, "RCAN": 128},
+    "cpu": {**_SIZES, "RCAN": 64},
+}
 
 
 def _import_all_models() -> None:

@@ -68,3 +68,28 @@ def test_bias_free_models_are_positively_homogeneous(name, scale):
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(scale * x), scale * model(x), rtol=1e-4, atol=1e-5)
+
+
+CONFIGS = {
+    "DnCNN": {"depth": 4, "channels": 8},
+    "BiasFreeDnCNN": {"depth": 4, "channels": 8},
+    "BiasFreeUnet": {"in_chans": 1, "out_chans": 1, "chans": 4, "num_pool_layers": 2},
+    "ResNetDenoiser": {"in_chans": 2, "num_layers": 3, "channels": 8},
+    "RCAN": {"chans": 8, "num_groups": 1, "num_blocks": 1, "reduction": 4, "scale": 2},
+    "SRGANGenerator": {"chans": 8, "num_blocks": 1, "variant": "edsrgan"},
+    "SRGANDiscriminator": {"input_size": [64, 80]},
+    "SelfEnsemble": {"model": {"class_path": "DnCNN", "init_args": {"depth": 3}}, "mode": "x2"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_models_are_selectable_by_class_path(name):
+    from jsonargparse import ArgumentParser
+
+    from deepinv_lab.models import Model
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--model", type=Model)
+    config = parser.parse_object({"model": {"class_path": name, "init_args": CONFIGS[name]}})
+    model = parser.instantiate_classes(config).model
+    assert type(model).__name__ == name
