@@ -19,6 +19,10 @@ from torch import nn
 
 from deepinv_lab.functional import channels_to_complex, complex_to_channels
 from deepinv_lab.models.base import Model
+from deepinv_lab.models.complex_norm import (
+    denormalise_complex_channels,
+    normalise_complex_channels,
+)
 from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d
 
 _LEAKY_SLOPE = 0.2
@@ -232,16 +236,6 @@ class NormUnet(Model):
         )
 
     @staticmethod
-    def _normalise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Standardise the real half and the imaginary half of ``(B, 2C, H, W)`` separately."""
-        b = x.shape[0]
-        groups = x.reshape(b, 2, -1)
-        mean = groups.mean(dim=2).view(b, 2, 1, 1, 1)
-        std = groups.std(dim=2).view(b, 2, 1, 1, 1)
-        normed = (x.view(b, 2, -1, *x.shape[-2:]) - mean) / std
-        return normed.view_as(x), mean, std
-
-    @staticmethod
     def _pad_to_16(x: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, slice]]:
         """Zero-pad H and W up to the next multiple of 16; return the slices that undo it."""
         h, w = x.shape[-2:]
@@ -259,12 +253,10 @@ class NormUnet(Model):
                 f"got dtype {x.dtype} with shape {tuple(x.shape)}"
             )
         channels = complex_to_channels(x)
-        normed, mean, std = self._normalise(channels)
+        normed, mean, std = normalise_complex_channels(channels)
         padded, (rows, cols) = self._pad_to_16(normed)
         out = self.unet(padded)[..., rows, cols]
-        b, c_out = out.shape[:2]
-        out = out.reshape(b, 2, c_out // 2, *out.shape[-2:]) * std + mean
-        return channels_to_complex(out.reshape(b, c_out, *out.shape[-2:]))
+        return channels_to_complex(denormalise_complex_channels(out, mean, std))
 
     @classmethod
     def example(cls) -> tuple[NormUnet, torch.Tensor]:
