@@ -25,6 +25,15 @@ class Model(nn.Module):
         if not cls.__dict__.get("abstract", False):
             MODELS[cls.__name__] = cls
 
+    def check_input(self, x: torch.Tensor, channels: int) -> None:
+        """Raise a ValueError naming the model, the expected and the given shape unless ``x`` is
+        ``(B, channels, H, W)``."""
+        if x.ndim != 4 or x.shape[1] != channels:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (B, {channels}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
+
     @classmethod
     def example(cls) -> tuple[Model, torch.Tensor]:
         """A small instance of this Model and a valid input for it."""

@@ -117,11 +117,7 @@ class DnCNN(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` noisy -> ``(B, in_chans, H, W)`` denoised: ``x - r(x)``."""
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"{type(self).__name__} expects input of shape (B, {self.in_chans}, H, W), "
-                f"got {tuple(x.shape)}"
-            )
+        self.check_input(x, self.in_chans)
         noise = self.layers(x)
         return x - noise
 

@@ -205,10 +205,7 @@ class RCAN(Model):
             module.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"RCAN expects input of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}"
-            )
+        self.check_input(x, self.in_chans)
         if self.rgb_mean is not None:
             x = x - self.rgb_mean
         features = self.head(x)

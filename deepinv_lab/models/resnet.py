@@ -54,11 +54,7 @@ class ResNetDenoiser(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> ``(B, in_chans, H, W)``: ``x + N_w(x)``."""
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"{type(self).__name__} expects input of shape (B, {self.in_chans}, H, W), "
-                f"got {tuple(x.shape)}"
-            )
+        self.check_input(x, self.in_chans)
         return x + self.layers(x)
 
     @classmethod

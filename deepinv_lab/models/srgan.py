@@ -109,11 +109,7 @@ class SRGANGenerator(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> ``(B, out_chans, s H, s W)``."""
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"SRGANGenerator expects input of shape (B, {self.in_chans}, H, W), "
-                f"got {tuple(x.shape)}"
-            )
+        self.check_input(x, self.in_chans)
         features = self.head(x)
         features = features + self.body(features)
         return self.tail(self.upsample(features))

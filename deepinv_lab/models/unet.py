@@ -141,10 +141,7 @@ class Unet(Model):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> ``(B, out_chans, H, W)``."""
         name = type(self).__name__
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"{name} expects input of shape (B, {self.in_chans}, H, W), got {tuple(x.shape)}"
-            )
+        self.check_input(x, self.in_chans)
         min_size = 2**self.num_pool_layers
         if min(x.shape[-2:]) < min_size:
             raise ValueError(
