@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from deepinv_lab.optim import conjugate_gradient, least_squares
+from deepinv_lab.optim.convergence import ConvergenceError, ConvergenceWarning
 from deepinv_lab.systems.mri import MultiCoilMRI, SingleCoilMRI
 
 
@@ -79,7 +80,8 @@ def test_per_sample_convergence(dtype):
     assert abs(int(alone_info.iterations[0]) - int(info.iterations[1])) <= 5
     torch.testing.assert_close(alone[0], x[1], rtol=1e-6, atol=1e-8)
     # a budget that is too small leaves the hard sample unconverged, and says so
-    _, short = conjugate_gradient(_matvec(matrices), rhs, tol=1e-10, max_iter=5)
+    with pytest.warns(ConvergenceWarning, match=r"1 of 2 samples.*sample 1 .* after 5 iter"):
+        _, short = conjugate_gradient(_matvec(matrices), rhs, tol=1e-10, max_iter=5)
     assert short.converged.tolist() == [True, False] and short.iterations.tolist() == [1, 5]
 
 
@@ -107,10 +109,12 @@ def test_zero_rhs_and_input_errors():
         conjugate_gradient(_matvec(matrices), rhs, damping=torch.ones(3))
 
 
+@pytest.mark.parametrize("backward", ["autograd", "implicit"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
-def test_gradients_match_the_direct_solve(dtype):
-    """Backpropagation through the CG iterations gives the gradients of the exact solution with
-    respect to the right-hand side, the operator's entries and the damping."""
+def test_gradients_match_the_direct_solve(dtype, backward):
+    """Backpropagation through the CG iterations, and the implicit backward (a second CG solve),
+    give the gradients of the exact solution with respect to the right-hand side, the operator's
+    entries and the damping."""
     matrices, rhs = _problem(dtype, batch=2, n=6, condition=20.0, seed=3)
     weights = torch.randn(2, 6, dtype=dtype, generator=torch.Generator().manual_seed(4))
 
@@ -126,7 +130,9 @@ def test_gradients_match_the_direct_solve(dtype):
     # both solvers get the Hermitian part of m.
     def by_cg(m, b, lam):
         hermitian = (m + m.mH) / 2
-        return conjugate_gradient(_matvec(hermitian), b, damping=lam, tol=1e-14, max_iter=50)[0]
+        return conjugate_gradient(
+            _matvec(hermitian), b, damping=lam, tol=1e-14, max_iter=50, backward=backward
+        )[0]
 
     def by_solve(m, b, lam):
         return torch.linalg.solve((m + m.mH) / 2 + lam * torch.eye(6, dtype=dtype), b)
@@ -178,3 +184,97 @@ def test_least_squares_matches_the_closed_form_on_a_dense_matrix():
     y = torch.randn(1, 1, 4, 3, dtype=dtype, generator=generator)
     x, _ = least_squares(single, y, tol=1e-13)
     torch.testing.assert_close(x.flatten(), torch.linalg.pinv(matrix) @ y.flatten())
+
+
+def _saved_bytes(fn) -> int:
+    """Bytes of the tensors autograd saves for the backward pass while ``fn`` runs."""
+    saved = {}
+
+    def pack(tensor):
+        saved[id(tensor)] = tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn()
+    return sum(saved.values())
+
+
+def test_implicit_backward_memory_does_not_grow_with_iterations():
+    """Autograd keeps every iterate; the implicit backward keeps one operator application. Both
+    give the same gradient, and the backward solve is reported through ``on_backward``."""
+    matrices, rhs = _problem(torch.complex128, batch=2, n=40, condition=1e4, seed=5)
+    matrices.requires_grad_(True)
+
+    def op(x):  # a Hermitian parametrisation, as in test_gradients_match_the_direct_solve
+        return _matvec((matrices + matrices.mH) / 2)(x)
+
+    def run(backward, max_iter, infos=None):
+        def step():
+            x, _ = conjugate_gradient(
+                op,
+                rhs,
+                tol=1e-13,
+                max_iter=max_iter,
+                backward=backward,
+                on_failure="ignore",
+                on_backward=None if infos is None else infos.append,
+            )
+            x.abs().square().sum().backward()
+
+        return step
+
+    implicit = [_saved_bytes(run("implicit", k)) for k in (5, 40)]
+    unrolled = [_saved_bytes(run("autograd", k)) for k in (5, 40)]
+    assert implicit[0] == implicit[1]
+    assert unrolled[1] > 4 * unrolled[0] > 4 * implicit[0] / 2
+
+    infos = []
+    matrices.grad = None
+    run("implicit", 200, infos)()
+    implicit_grad = matrices.grad.clone()
+    matrices.grad = None
+    run("autograd", 200)()
+    torch.testing.assert_close(implicit_grad, matrices.grad, rtol=1e-6, atol=1e-9)
+    assert len(infos) == 1 and bool(infos[0].converged.all()) and infos[0].iterations.min() > 10
+
+
+def test_implicit_backward_of_a_learned_damping_in_an_image_problem():
+    """MoDL's setting: x = (A^H A + lam I)^{-1}(A^H y + lam z) with an MRI System; the two
+    backward modes agree for lam and for z (a network output)."""
+    system, _ = MultiCoilMRI.example(batch_size=2, dtype=torch.complex128)
+    generator = torch.Generator().manual_seed(0)
+    x_true = torch.randn(2, 1, 8, 7, dtype=torch.complex128, generator=generator)
+    y = system(x_true)
+
+    def grads(backward):
+        lam = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+        z = (0.5 * x_true).requires_grad_(True)
+        x, _ = conjugate_gradient(
+            system.normal,
+            system.adjoint(y) + lam * z,
+            damping=lam,
+            tol=1e-13,
+            max_iter=100,
+            backward=backward,
+        )
+        loss = (x - x_true).abs().square().sum()
+        return torch.autograd.grad(loss, (lam, z))
+
+    for ours, theirs in zip(grads("implicit"), grads("autograd"), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-10)
+
+
+def test_non_finite_and_missed_tolerance_are_reported():
+    matrices, rhs = _problem(torch.float64, batch=2, n=8, condition=1e3)
+    bad = rhs.clone()
+    bad[1, 0] = float("nan")
+    with pytest.raises(ConvergenceError, match=r"non-finite residual \(nan\) for sample 1"):
+        conjugate_gradient(_matvec(matrices), bad)
+    with pytest.raises(ConvergenceError, match="did not reach tol=1e-12"):
+        conjugate_gradient(_matvec(matrices), rhs, tol=1e-12, max_iter=2, on_failure="raise")
+    x, info = conjugate_gradient(_matvec(matrices), bad, on_failure="ignore")
+    assert not bool(info.converged[1])
+    with pytest.raises(ValueError, match="backward must be"):
+        conjugate_gradient(_matvec(matrices), rhs, backward="adjoint")
+    with pytest.raises(ValueError, match="on_failure must be"):
+        conjugate_gradient(_matvec(matrices), rhs, on_failure="silent")

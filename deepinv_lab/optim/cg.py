@@ -7,12 +7,25 @@ relative residual ``||r|| / ||b||`` is at most ``tol`` its step size is masked t
 iterate no longer changes while the others go on, and the loop ends when all samples have
 converged or after ``max_iter`` iterations.
 
-The iterations are plain differentiable tensor operations (no in-place updates of tensors autograd
-needs), so gradients with respect to ``b``, ``x0``, ``damping`` and anything ``A`` closes over
-(coil maps, network outputs) flow by backpropagation through the iterations; memory grows with the
-number of iterations. The iteration itself lives in :func:`cg_iterations`, separate from the
-public entry point, so that an implicit-gradient variant (a second CG solve in the backward pass)
-can reuse it unchanged.
+Two ways to differentiate the solution ``x = M^{-1} b`` with ``M = A + damping I``:
+
+* ``backward="autograd"``: the iterations are plain differentiable tensor operations (no in-place
+  updates of tensors autograd needs), so gradients with respect to ``b``, ``x0``, ``damping`` and
+  anything ``A`` closes over (coil maps, network outputs, a learned weight) flow by
+  backpropagation through the iterations; memory grows with the number of iterations.
+* ``backward="implicit"``: the forward solve runs without recording a graph; the output is
+  ``x* + S(b - M x*)`` where ``S`` returns zeros in the forward pass and, in the backward pass,
+  solves ``M v = g`` by the same CG (``M`` is Hermitian, so ``M^{-H} = M^{-1}``). Backpropagating
+  ``v`` through the recorded residual ``b - M x*`` gives ``dL/db = v`` and, for parameters
+  ``theta`` of ``M``, ``-Re<v, (dM/dtheta) x*>``: the implicit-function-theorem gradient. Memory
+  is that of one application of ``M``, whatever the number of iterations; the gradient equals
+  autograd's to the tolerance of the two solves. Gradients with respect to ``x0`` are zero (the
+  solution does not depend on the start), and double backward is not supported.
+
+A solve that misses its tolerance emits a
+:class:`~deepinv_lab.optim.convergence.ConvergenceWarning`, a non-finite residual raises a
+:class:`~deepinv_lab.optim.convergence.ConvergenceError` (``on_failure``, see
+:mod:`deepinv_lab.optim.convergence`).
 """
 
 from __future__ import annotations
@@ -20,8 +33,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Real
+from typing import Literal
 
 import torch
+
+from deepinv_lab.optim.convergence import OnFailure, check_convergence, check_on_failure
 
 LinearOperator = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,6 +66,9 @@ def conjugate_gradient(
     tol: float = 1e-6,
     max_iter: int = 100,
     damping: float | torch.Tensor = 0.0,
+    backward: Literal["autograd", "implicit"] = "autograd",
+    on_failure: OnFailure = "warn",
+    on_backward: Callable[[CGInfo], None] | None = None,
 ) -> tuple[torch.Tensor, CGInfo]:
     """Solve ``(normal_op + damping I) x = rhs`` by conjugate gradient, per sample of a batch.
 
@@ -63,6 +82,13 @@ def conjugate_gradient(
         damping: ``lambda >= 0`` of ``(A + lambda I)``: a number, a 0-d tensor or a ``(B,)``
             tensor (one value per sample). ``A + lambda I`` must be positive definite for a unique
             solution (or, with ``lambda = 0`` and ``x0 = None``, CG finds the minimum-norm one).
+        backward: ``"autograd"`` (backpropagate through the iterations) or ``"implicit"`` (solve
+            the adjoint system by CG in the backward pass; memory independent of the iteration
+            count). See the module docstring.
+        on_failure: ``"warn"`` (default), ``"raise"`` or ``"ignore"`` when the tolerance is not
+            reached; a non-finite residual raises unless ``"ignore"``.
+        on_backward: with ``backward="implicit"``, called with the :class:`CGInfo` of each
+            backward solve (for logging).
 
     Returns:
         ``(x, info)``: the solution shaped like ``rhs`` and a :class:`CGInfo`.
@@ -78,8 +104,48 @@ def conjugate_gradient(
         raise ValueError(f"conjugate_gradient: tol must be a number >= 0, got {tol!r}")
     if not isinstance(max_iter, int) or max_iter < 0:
         raise ValueError(f"conjugate_gradient: max_iter must be an integer >= 0, got {max_iter!r}")
+    if backward not in ("autograd", "implicit"):
+        raise ValueError(
+            f"conjugate_gradient: backward must be 'autograd' or 'implicit', got {backward!r}"
+        )
+    check_on_failure(on_failure, "conjugate_gradient")
     operator = _damped(normal_op, damping, rhs)
-    return cg_iterations(operator, rhs, x0, tol, max_iter)
+    if backward == "autograd" or not torch.is_grad_enabled():
+        x, info = cg_iterations(operator, rhs, x0, tol, max_iter)
+    else:
+        with torch.no_grad():
+            start = None if x0 is None else x0.detach()
+            x, info = cg_iterations(operator, rhs.detach(), start, tol, max_iter)
+        # Recorded: b - M x*, zero up to the tolerance, differentiable in b and M's parameters.
+        residual = rhs - operator(x)
+        x = x + _ImplicitSolve.apply(residual, operator, tol, max_iter, on_failure, on_backward)
+    _report(info, tol, on_failure, "conjugate_gradient")
+    return x, info
+
+
+def _report(info: CGInfo, tol: float, on_failure: OnFailure, solver: str) -> None:
+    check_convergence(
+        solver, info.iterations, info.relative_residual, info.converged, tol, on_failure
+    )
+
+
+class _ImplicitSolve(torch.autograd.Function):
+    """Zeros in the forward pass; ``g -> M^{-1} g`` (by CG) in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, residual, operator, tol, max_iter, on_failure, on_backward):
+        ctx.operator, ctx.tol, ctx.max_iter = operator, tol, max_iter
+        ctx.on_failure, ctx.on_backward = on_failure, on_backward
+        return torch.zeros_like(residual)
+
+    @staticmethod
+    def backward(ctx, grad):
+        with torch.no_grad():
+            solution, info = cg_iterations(ctx.operator, grad, None, ctx.tol, ctx.max_iter)
+        _report(info, ctx.tol, ctx.on_failure, "conjugate_gradient (implicit backward)")
+        if ctx.on_backward is not None:
+            ctx.on_backward(info)
+        return solution, None, None, None, None, None
 
 
 def _damped(

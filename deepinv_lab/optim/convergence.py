@@ -1,0 +1,78 @@
+"""How iterative solvers report a solve that did not converge.
+
+Every iterative Optimization block (conjugate gradient, fixed-point solvers) checks its result the
+same way, through :func:`check_convergence`:
+
+* a **non-finite residual** (NaN or infinity) raises :class:`ConvergenceError`: the iterate is
+  garbage and, inside a training step, would silently poison the weights;
+* a **tolerance not reached** within ``max_iter`` iterations (or a residual that grew) emits a
+  :class:`ConvergenceWarning` naming the solver, the iteration count and the residual; the result
+  is still returned, since a fixed iteration budget (MoDL's CG steps) is often deliberate.
+
+``on_failure`` selects the behaviour: ``"warn"`` (default), ``"raise"`` (also raise for a missed
+tolerance) or ``"ignore"`` (report nothing, not even NaN; the caller checks the info itself).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import torch
+
+OnFailure = Literal["warn", "raise", "ignore"]
+ON_FAILURE = ("warn", "raise", "ignore")
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solve stopped at ``max_iter`` before reaching its tolerance."""
+
+
+class ConvergenceError(FloatingPointError):
+    """An iterative solve produced a non-finite residual (or missed its tolerance with
+    ``on_failure="raise"``)."""
+
+
+def check_on_failure(on_failure: str, owner: str) -> None:
+    """Raise a ValueError naming ``owner`` unless ``on_failure`` is one of :data:`ON_FAILURE`."""
+    if on_failure not in ON_FAILURE:
+        raise ValueError(f"{owner}: on_failure must be one of {ON_FAILURE}, got {on_failure!r}")
+
+
+def check_convergence(
+    solver: str,
+    iterations: torch.Tensor,
+    residual: torch.Tensor,
+    converged: torch.Tensor,
+    tol: float,
+    on_failure: OnFailure = "warn",
+) -> None:
+    """Report samples that did not converge; see the module docstring.
+
+    Args:
+        solver: name used in the message, e.g. ``"conjugate_gradient"``.
+        iterations, residual, converged: per-sample ``(B,)`` tensors of the solve.
+        tol: the tolerance the residual was compared with.
+        on_failure: ``"warn"``, ``"raise"`` or ``"ignore"``.
+    """
+    if on_failure == "ignore":
+        return
+    finite = torch.isfinite(residual)
+    if not bool(finite.all()):
+        bad = int((~finite).nonzero()[0, 0])
+        raise ConvergenceError(
+            f"{solver}: non-finite residual ({float(residual[bad])}) for sample {bad} after "
+            f"{int(iterations[bad])} iterations; check the inputs, the step sizes and that the "
+            "operator is positive definite / the iteration is contractive"
+        )
+    if bool(converged.all()):
+        return
+    worst = int(torch.argmax(torch.where(converged, torch.zeros_like(residual), residual)))
+    message = (
+        f"{solver}: {int((~converged).sum())} of {converged.numel()} samples did not reach "
+        f"tol={tol:g}; worst: sample {worst} at residual {float(residual[worst]):.3e} after "
+        f"{int(iterations[worst])} iterations"
+    )
+    if on_failure == "raise":
+        raise ConvergenceError(message)
+    warnings.warn(message, ConvergenceWarning, stacklevel=3)
