@@ -171,8 +171,20 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    # LightningCLI warns when given args while sys.argv also has some: pass None from the console.
+    # LightningCLI warns when given args while sys.argv also has some (e.g. under pytest):
+    # pass None from the console, and hide the caller's sys.argv when called with arguments.
     cli_args = None if argv is None else args
+    saved_argv = sys.argv
+    if argv is not None:
+        sys.argv = sys.argv[:1]
+    try:
+        return _run(args, cli_args)
+    finally:
+        sys.argv = saved_argv
+
+
+def _run(args: list[str], cli_args: list[str] | None) -> int:
+    """Run a Lightning subcommand; user errors become one line on stderr and exit code 2."""
     if os.environ.get(DEBUG_ENV):
         _check_config_files(args)
         _build_cli(cli_args)

@@ -35,7 +35,7 @@ if __name__ == "__main__":
     shared = SharedWeightVarNet(num_cascades=4, chans=8, pools=2, sens_chans=4, sens_pools=2)
     plain = VarNet(num_cascades=4, chans=8, pools=2, sens_chans=4, sens_pools=2)
     with torch.no_grad():
-        image = shared(batch["kspace"], batch["system"])
+        image = shared(batch["y"], batch["system"])
     count = sum(p.numel() for p in shared.parameters())
     print(
         f"reconstruction {tuple(image.shape)}; parameters: shared {count:,} "

@@ -27,7 +27,7 @@ def test_top_level_help_is_instant_and_lists_commands():
 def test_fit_then_test_end_to_end(tiny_config, tmp_path, capsys):
     assert main(["fit", "--config", str(tiny_config)]) == 0
     out = capsys.readouterr().out
-    assert "val metrics:" in out and "val/ssim=" in out and "val/zero_filled_ssim=" in out
+    assert "val metrics:" in out and "val/ssim=" in out and "val/baseline_ssim=" in out
     run_dir = tmp_path / "logs" / "varnet" / "version_0"
     assert list(run_dir.glob("events.out.tfevents.*")), "no TensorBoard events written"
     assert (run_dir / "config.yaml").is_file()
@@ -40,7 +40,7 @@ def test_fit_then_test_end_to_end(tiny_config, tmp_path, capsys):
     events = EventAccumulator(str(run_dir)).Reload()
     assert {"train/loss", "val/ssim", "val/psnr", "val/nmse"} <= set(events.Tags()["scalars"])
     images = events.Tags()["images"]
-    assert any(tag.startswith("val/target_zerofilled_recon_error") for tag in images)
+    assert any(tag.startswith("val/target_baseline_recon_error") for tag in images)
 
     assert main(["test", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
     assert "test metrics:" in capsys.readouterr().out

@@ -27,33 +27,33 @@ def test_split_is_disjoint_and_keeps_neighbours_out():
 
 def test_items_have_documented_shapes():
     item = SimulatedBrainMRI("val", **SMALL)[0]
-    assert item["kspace"].shape == (4, 56, 48) and item["kspace"].dtype == torch.complex64
+    assert item["y"].shape == (4, 56, 48) and item["y"].dtype == torch.complex64
     assert item["coil_maps"].shape == (4, 56, 48)
     assert item["mask"].shape == (1, 1, 48)
     assert item["target"].shape == (1, 56, 48) and item["target"].dtype == torch.float32
     # masked columns are exactly zero
     unsampled = item["mask"][0, 0] == 0
-    assert unsampled.any() and (item["kspace"][..., unsampled] == 0).all()
+    assert unsampled.any() and (item["y"][..., unsampled] == 0).all()
 
 
 def test_validation_items_are_fixed_training_items_vary():
     val = SimulatedBrainMRI("val", **SMALL)
-    torch.testing.assert_close(val[1]["kspace"], val[1]["kspace"])
+    torch.testing.assert_close(val[1]["y"], val[1]["y"])
     train = SimulatedBrainMRI("train", **SMALL)
-    assert not torch.equal(train[0]["kspace"], train[0]["kspace"])
+    assert not torch.equal(train[0]["y"], train[0]["y"])
 
 
 def test_fully_sampled_noiseless_kspace_reproduces_the_target():
     data = SimulatedBrainMRI("val", accelerations=(1,), noise_sigma=0.0, **SMALL)
     item = data[2]
     assert item["mask"].all()
-    combined = rss(ifft2c(item["kspace"]), dim=0, keepdim=True)
+    combined = rss(ifft2c(item["y"]), dim=0, keepdim=True)
     torch.testing.assert_close(combined, item["target"], rtol=1e-4, atol=1e-5)
 
 
 def test_noise_level_matches_sigma():
-    clean = SimulatedBrainMRI("val", accelerations=(1,), noise_sigma=0.0, **SMALL)[0]["kspace"]
-    noisy = SimulatedBrainMRI("val", accelerations=(1,), noise_sigma=0.05, **SMALL)[0]["kspace"]
+    clean = SimulatedBrainMRI("val", accelerations=(1,), noise_sigma=0.0, **SMALL)[0]["y"]
+    noisy = SimulatedBrainMRI("val", accelerations=(1,), noise_sigma=0.05, **SMALL)[0]["y"]
     measured = (noisy - clean).abs().square().mean().sqrt()
     assert abs(float(measured) - 0.05) < 0.005
 
@@ -65,7 +65,7 @@ def test_collate_builds_a_batched_system():
     assert isinstance(system, MultiCoilMRI)
     assert system.mask.shape == (2, 1, 1, 48) and system.coil_maps.shape == (2, 4, 56, 48)
     # the measured k-space is consistent with the System: masking it again changes nothing
-    torch.testing.assert_close(system.sampling(batch["kspace"]), batch["kspace"])
+    torch.testing.assert_close(system.sampling(batch["y"]), batch["y"])
 
 
 def test_bad_arguments_are_named():

@@ -106,9 +106,10 @@ class SimulatedBrainMRI(Dataset):
         seed: seeds the validation items; training items draw from torch's global RNG, which
             Lightning seeds per worker.
 
-    Items are dicts: ``kspace`` ``(coils, H, W)`` complex (masked), ``mask`` ``(1, 1, W)``,
-    ``coil_maps`` ``(coils, H, W)`` complex, ``target`` ``(1, H, W)`` magnitude, ``max_value``
-    (the volume's maximum, fastMRI's SSIM data range), ``num_low_frequencies``, ``slice_num``.
+    Items are dicts: ``y`` (the measurements, masked k-space ``(coils, H, W)`` complex),
+    ``mask`` ``(1, 1, W)``, ``coil_maps`` ``(coils, H, W)`` complex, ``target`` ``(1, H, W)``
+    magnitude, ``max_value`` (the volume's maximum, fastMRI's SSIM data range),
+    ``num_low_frequencies``, ``slice_num``.
     """
 
     def __init__(
@@ -189,7 +190,7 @@ class SimulatedBrainMRI(Dataset):
         noisy = self.noise(full_kspace, generator=generator)
         kspace = system.sampling(noisy[None])[0]
         return {
-            "kspace": kspace,
+            "y": kspace,
             "mask": mask,
             "coil_maps": coil_maps,
             "target": magnitude[None],

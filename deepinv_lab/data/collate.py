@@ -20,7 +20,7 @@ def collate_multicoil(samples: Sequence[dict]) -> dict:
 
     Items with different k-space shapes cannot share a batch: the error names the shapes.
     """
-    shapes = {tuple(sample["kspace"].shape) for sample in samples}
+    shapes = {tuple(sample["y"].shape) for sample in samples}
     if len(shapes) > 1:
         raise ValueError(
             "collate_multicoil: items of one batch must share a k-space shape, got "

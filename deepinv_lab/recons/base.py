@@ -20,3 +20,9 @@ class Recon(nn.Module):
 
     def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must implement forward(y, system)")
+
+    def diagnostics(self) -> dict[str, float]:
+        """Numbers describing the last forward (and backward) pass, e.g. solver iteration counts
+        and residuals, which the training module logs under ``train/`` and ``val/``; empty by
+        default."""
+        return {}

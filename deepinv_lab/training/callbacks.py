@@ -11,18 +11,20 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 
 def image_grid(images: list[torch.Tensor], max_value: float | torch.Tensor) -> torch.Tensor:
-    """Tile ``(1, H, W)`` images side by side into one ``(1, H, n W)`` image in ``[0, 1]``."""
+    """Tile ``(C, H, W)`` images side by side into one ``(C, H, n W)`` image in ``[0, 1]``."""
     scaled = [(image.float() / max_value).clamp(0, 1) for image in images]
     return torch.cat(scaled, dim=-1)
 
 
 class ImageGridLogger(pl.Callback):
-    """Logs ``target | zero-filled | reconstruction | 5 x |error|`` of ``num_images`` validation
+    """Logs ``target | baseline | reconstruction | 5 x |error|`` of ``num_images`` validation
     samples, spread evenly over the validation set, at every validation epoch (TensorBoard's
-    IMAGES tab, tag ``val/target_zerofilled_recon_error/<batch index>``).
+    IMAGES tab, tag ``val/target_baseline_recon_error/<batch index>``; without a baseline
+    ``val/target_recon_error/<batch index>``).
 
-    Expects ``validation_step`` to return a dict with ``output``, ``baseline`` and ``target``
-    ``(B, 1, H, W)`` and ``max_value`` ``(B,)``; the first sample of each chosen batch is shown.
+    Expects ``validation_step`` to return a dict with ``output``, ``baseline`` (or ``None``) and
+    ``target`` ``(B, C, H, W)`` and ``max_value`` ``(B,)``; the first sample of each chosen batch
+    is shown.
     """
 
     def __init__(self, num_images: int = 2, error_gain: float = 5.0):
@@ -57,10 +59,14 @@ class ImageGridLogger(pl.Callback):
             return
         target, output = outputs["target"][0], outputs["output"][0]
         error = self.error_gain * (output - target).abs()
-        grid = image_grid([target, outputs["baseline"][0], output, error], outputs["max_value"][0])
+        if outputs.get("baseline") is not None:
+            panels, tag = [target, outputs["baseline"][0], output, error], "target_baseline_recon"
+        else:
+            panels, tag = [target, output, error], "target_recon"
+        grid = image_grid(panels, outputs["max_value"][0])
         for logger in loggers:
             logger.experiment.add_image(
-                f"val/target_zerofilled_recon_error/{batch_idx}", grid.cpu(), trainer.global_step
+                f"val/{tag}_error/{batch_idx}", grid.cpu(), trainer.global_step
             )
 
 

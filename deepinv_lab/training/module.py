@@ -9,7 +9,6 @@ from torch import nn
 
 from deepinv_lab.functional import center_crop
 from deepinv_lab.recons.base import Recon
-from deepinv_lab.recons.zero_filled import ZeroFilled
 from deepinv_lab.training.losses import make_loss
 from deepinv_lab.training.metrics import NMSEMetric, PSNRMetric, SSIMMetric
 
@@ -26,19 +25,26 @@ def _built_from_config() -> bool:
 class ReconModule(pl.LightningModule):
     """Trains a :class:`~deepinv_lab.recons.base.Recon` on batches that carry their System.
 
-    A batch is a dict with ``kspace`` (measurements ``y``), ``system`` (the System ``A``),
-    ``target`` ``(B, 1, H, W)`` and ``max_value`` ``(B,)`` (fastMRI's SSIM data range).
+    A batch is a dict with ``y`` (the measurements), ``system`` (the System ``A`` that produced
+    them), ``target`` ``(B, C, H, W)`` and ``max_value`` ``(B,)`` (the SSIM/PSNR data range).
     The Recon's output is center-cropped to the target's size, as fastMRI does.
 
     Args:
         recon: the reconstruction network, e.g. ``VarNet``.
         loss: ``"ssim"`` (1 - SSIM, fastMRI's VarNet loss), ``"l1"``, ``"mse"``, or any
             ``nn.Module`` called as ``loss(output, target, max_value)``.
-        optimizer: optimizer factory, called with the parameters (a ``class_path`` in configs).
+        optimizer: optimizer factory, called with the trainable parameters (a ``class_path`` in
+            configs). A Recon without trainable parameters (a classical baseline) is evaluated
+            by ``fit`` without an optimizer.
         lr_scheduler: optional scheduler factory, called with the optimizer; stepped every epoch.
+        baseline: an untrained reference Recon evaluated on the same batches (``ZeroFilled``
+            for MRI, ``NoisyInput`` for denoising, ``Interpolation`` for super-resolution);
+            ``None`` for none.
 
-    Logged: ``train/loss``; ``val/loss``, ``val/ssim``, ``val/psnr``, ``val/nmse`` and the same
-    metrics of the zero-filled baseline as ``val/zero_filled_*``; ``test/*`` likewise.
+    Logged: ``train/loss``; ``val/loss``, ``val/ssim``, ``val/psnr``, ``val/nmse``, the same
+    metrics of the baseline as ``val/baseline_*``, and the Recon's
+    :meth:`~deepinv_lab.recons.base.Recon.diagnostics` (solver iterations and residuals) as
+    ``train/<name>`` and ``val/<name>``; ``test/*`` likewise.
     """
 
     def __init__(
@@ -47,6 +53,7 @@ class ReconModule(pl.LightningModule):
         loss: str | nn.Module = "ssim",
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        baseline: Recon | None = None,
     ):
         super().__init__()
         if _built_from_config():
@@ -54,15 +61,18 @@ class ReconModule(pl.LightningModule):
             # saving all of it lets a checkpoint rebuild its Recon without the original config.
             self.save_hyperparameters()
         else:
-            self.save_hyperparameters(ignore=["recon", "loss", "optimizer", "lr_scheduler"])
+            self.save_hyperparameters(
+                ignore=["recon", "loss", "optimizer", "lr_scheduler", "baseline"]
+            )
         self.recon = recon
         self.loss_fn = make_loss(loss)
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.baseline = ZeroFilled()
+        self.baseline = baseline
+        self.prefixes = ("", "baseline_") if baseline is not None else ("",)
         metric_sets = {}
         for stage in ("val", "test"):
-            for prefix in ("", "zero_filled_"):
+            for prefix in self.prefixes:
                 metric_sets[f"{stage}_{prefix}"] = nn.ModuleDict(
                     {"ssim": SSIMMetric(), "psnr": PSNRMetric(), "nmse": NMSEMetric()}
                 )
@@ -71,27 +81,42 @@ class ReconModule(pl.LightningModule):
     def forward(self, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
         return self.recon(y, system)
 
-    def _reconstruct(self, batch: dict) -> torch.Tensor:
-        output = self.recon(batch["kspace"], batch["system"])
-        target = batch["target"]
-        if output.shape[-2:] != target.shape[-2:]:
+    def _reconstruct(self, batch: dict, recon: nn.Module | None = None) -> torch.Tensor:
+        output = (recon or self.recon)(batch["y"], batch["system"])
+        target = batch.get("target")
+        if target is not None and output.shape[-2:] != target.shape[-2:]:
             output = center_crop(output, target.shape[-2:])
         return output
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def _log_diagnostics(self, stage: str, batch_size: int) -> None:
+        for name, value in self.recon.diagnostics().items():
+            self.log(f"{stage}/{name}", float(value), batch_size=batch_size)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         output = self._reconstruct(batch)
         loss = self.loss_fn(output, batch["target"], batch["max_value"])
         self.log("train/loss", loss, prog_bar=True, batch_size=output.shape[0])
+        self._train_batch_size = output.shape[0]
+        if not loss.requires_grad:  # nothing to train: fit only evaluates
+            self._log_diagnostics("train", output.shape[0])
+            return None
         return loss
+
+    def on_after_backward(self) -> None:
+        # logged here, so that the diagnostics of the backward pass (implicit solves) are in
+        self._log_diagnostics("train", getattr(self, "_train_batch_size", 1))
 
     def _evaluate(self, batch: dict, stage: str) -> dict:
         output = self._reconstruct(batch)
         target, max_value = batch["target"], batch["max_value"]
-        baseline = center_crop(self.baseline(batch["kspace"], batch["system"]), target.shape[-2:])
+        predictions = {"": output}
+        if self.baseline is not None:
+            predictions["baseline_"] = self._reconstruct(batch, self.baseline)
         batch_size = output.shape[0]
         loss = self.loss_fn(output, target, max_value)
         self.log(f"{stage}/loss", loss, batch_size=batch_size, sync_dist=True)
-        for prefix, prediction in (("", output), ("zero_filled_", baseline)):
+        self._log_diagnostics(stage, batch_size)
+        for prefix, prediction in predictions.items():
             for name, metric in self.metrics[f"{stage}_{prefix}"].items():
                 metric.update(prediction, target, max_value)
                 self.log(
@@ -100,9 +125,10 @@ class ReconModule(pl.LightningModule):
                     batch_size=batch_size,
                     prog_bar=stage == "val" and not prefix and name == "ssim",
                 )
+        baseline = predictions.get("baseline_")
         return {
             "output": output.detach(),
-            "baseline": baseline.detach(),
+            "baseline": None if baseline is None else baseline.detach(),
             "target": target,
             "max_value": max_value,
             "loss": loss.detach(),
@@ -118,7 +144,10 @@ class ReconModule(pl.LightningModule):
         return self._reconstruct(batch)
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.recon.parameters())
+        parameters = [p for p in self.recon.parameters() if p.requires_grad]
+        if not parameters:
+            return None
+        optimizer = self.optimizer_factory(parameters)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
