@@ -26,12 +26,14 @@ setup(
         # NUFFT (systems/nufft.py); Poisson-disc masks and ESPIRiT (systems/sampling.py, coils.py).
         "torchkbnufft>=1.4",
         "sigpy>=0.1.25",
+        # Ship the built-in denoising / SR images, read with Pillow (deepinv_lab/data/images.py).
+        "scikit-image>=0.21",
+        "pillow>=9",
     ],
     extras_require={
         # fastmri (reference code for parity tests) is installed apart with --no-deps: README.
         "test": [
             "pytest>=7",
-            "scikit-image>=0.21",
             "pandas",
             "runstats",
             "requests",

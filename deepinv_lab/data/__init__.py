@@ -5,18 +5,34 @@ The Lightning-based DataModules are imported lazily, so ``deepinv_lab.data`` sta
 
 from deepinv_lab.data.builtin import SimulatedBrainMRI
 from deepinv_lab.data.collate import batch_to_device, collate_multicoil
+from deepinv_lab.data.images import (
+    BuiltinDenoising,
+    BuiltinSuperResolution,
+    collate_denoising,
+    load_builtin_images,
+)
+
+_DATAMODULES = {
+    "SimulatedBrainMRIDataModule": "deepinv_lab.data.datamodule",
+    "BuiltinDenoisingDataModule": "deepinv_lab.data.image_datamodules",
+    "BuiltinSuperResolutionDataModule": "deepinv_lab.data.image_datamodules",
+}
 
 __all__ = [
+    "BuiltinDenoising",
+    "BuiltinSuperResolution",
     "SimulatedBrainMRI",
-    "SimulatedBrainMRIDataModule",
+    *_DATAMODULES,
     "batch_to_device",
+    "collate_denoising",
     "collate_multicoil",
+    "load_builtin_images",
 ]
 
 
 def __getattr__(name: str):
-    if name == "SimulatedBrainMRIDataModule":
-        from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
+    if name in _DATAMODULES:
+        import importlib
 
-        return SimulatedBrainMRIDataModule
+        return getattr(importlib.import_module(_DATAMODULES[name]), name)
     raise AttributeError(f"module 'deepinv_lab.data' has no attribute {name!r}")

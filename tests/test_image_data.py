@@ -1,0 +1,231 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from deepinv_lab.data.image_datamodules import (
+    BuiltinDenoisingDataModule,
+    BuiltinSuperResolutionDataModule,
+)
+from deepinv_lab.data.images import (
+    BUILTIN_IMAGES,
+    DEFAULT_SIGMA,
+    BuiltinDenoising,
+    BuiltinSuperResolution,
+    SuperResolutionCollate,
+    collate_denoising,
+    collate_superresolution,
+    load_builtin_images,
+)
+from deepinv_lab.systems.downsampling import Downsampling
+from deepinv_lab.systems.noise import GaussianNoise
+
+
+def test_split_is_disjoint_and_images_are_real():
+    assert not set(BUILTIN_IMAGES["train"]) & set(BUILTIN_IMAGES["val"])
+    for split in ("train", "val"):
+        gray = load_builtin_images(split)
+        rgb = load_builtin_images(split, grayscale=False)
+        assert len(gray) == len(rgb) == len(BUILTIN_IMAGES[split])
+        for g, c in zip(gray, rgb, strict=True):
+            assert g.dtype == c.dtype == np.float32
+            assert g.shape[0] == 1 and c.shape[0] == 3 and g.shape[1:] == c.shape[1:]
+            assert min(g.shape[1:]) >= 300
+            assert 0.0 <= g.min() and g.max() <= 1.0
+            assert g.std() > 0.03  # not a flat frame
+    # cached: the same arrays every call, read-only
+    assert load_builtin_images("val")[0] is load_builtin_images("val")[0]
+    assert not load_builtin_images("val")[0].flags.writeable
+
+
+def test_grayscale_is_bt601_luma_of_rgb():
+    index = BUILTIN_IMAGES["val"].index("chelsea.png")
+    gray = load_builtin_images("val")[index]
+    rgb = load_builtin_images("val", grayscale=False)[index]
+    expected = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    np.testing.assert_allclose(gray[0], expected, atol=1e-6)
+    camera = BUILTIN_IMAGES["val"].index("camera.png")  # a grayscale file: channels repeated
+    repeated = load_builtin_images("val", grayscale=False)[camera]
+    for channel in repeated:
+        np.testing.assert_array_equal(channel, load_builtin_images("val")[camera][0])
+
+
+@pytest.mark.parametrize("grayscale", [True, False])
+def test_denoising_items_have_documented_shapes(grayscale):
+    channels = 1 if grayscale else 3
+    for split in ("train", "val"):
+        data = BuiltinDenoising(split, patch_size=32, grayscale=grayscale)
+        assert len(data) == len(BUILTIN_IMAGES[split]) * {"train": 64, "val": 8}[split]
+        item = data[3]
+        assert set(item) == {"y", "target", "max_value", "sigma"}
+        assert item["y"].shape == item["target"].shape == (channels, 32, 32)
+        assert item["y"].dtype == item["target"].dtype == torch.float32
+        assert 0 <= item["target"].min() and item["target"].max() <= 1
+        assert item["max_value"] == 1.0 and item["max_value"].shape == ()
+        assert item["sigma"].shape == () and item["sigma"] == pytest.approx(DEFAULT_SIGMA)
+
+
+def test_validation_items_are_fixed_training_items_vary():
+    val = BuiltinDenoising("val", patch_size=32)
+    first, again = val[5], val[5]
+    for key in first:
+        torch.testing.assert_close(first[key], again[key], rtol=0, atol=0)
+    # a fresh dataset with the same seed gives the same items, another seed other noise
+    torch.testing.assert_close(BuiltinDenoising("val", patch_size=32)[5]["y"], first["y"])
+    assert not torch.equal(BuiltinDenoising("val", patch_size=32, seed=1)[5]["y"], first["y"])
+    train = BuiltinDenoising("train", patch_size=32)
+    a, b = train[0], train[0]
+    assert not torch.equal(a["target"], b["target"])  # new crop
+    assert not torch.equal(a["y"] - a["target"], b["y"] - b["target"])  # new noise
+
+
+def test_validation_crops_are_a_grid_one_crop_is_the_centre():
+    data = BuiltinDenoising("val", patch_size=64, patches_per_image=1, sigma=0.0)
+    camera = load_builtin_images("val")[0]  # 512 x 512
+    torch.testing.assert_close(data[0]["target"], torch.tensor(camera[:, 224:288, 224:288]))
+    grid = BuiltinDenoising("val", patch_size=64, patches_per_image=4)
+    assert sorted(grid.crops[:4]) == [(0, 0, 0), (0, 0, 448), (0, 448, 0), (0, 448, 448)]
+
+
+def test_fixed_training_pool():
+    pool = BuiltinDenoising("train", patch_size=32, num_patches=20, sigma=0.0)
+    assert len(pool) == 20 and pool.crops == BuiltinDenoising("train", 32, num_patches=20).crops
+    assert pool.crops != BuiltinDenoising("train", 32, num_patches=20, seed=3).crops
+    # the content of a pool patch is fixed up to one of the 8 flips/rotations
+    reference = pool[7]["target"]
+    variants = [
+        torch.rot90(reference.flip(-1) if f else reference, k, (-2, -1))
+        for f in (0, 1)
+        for k in range(4)
+    ]
+    for _ in range(3):
+        target = pool[7]["target"]  # read once: the generator expression would re-read it
+        assert any(torch.equal(target, v) for v in variants)
+
+
+def test_noise_statistics():
+    data = BuiltinDenoising("val", patch_size=256, sigma=0.1, patches_per_image=1)
+    item = data[0]
+    assert float((item["y"] - item["target"]).std()) == pytest.approx(0.1, rel=0.02)
+    assert float((item["y"] - item["target"]).mean()) == pytest.approx(0.0, abs=0.002)
+    clean = BuiltinDenoising("val", patch_size=32, sigma=0.0)[1]
+    torch.testing.assert_close(clean["y"], clean["target"], rtol=0, atol=0)
+
+
+def test_sigma_range_draws_within_range():
+    for split in ("train", "val"):
+        data = BuiltinDenoising(split, patch_size=64, sigma_range=(0.05, 0.15))
+        sigmas = torch.stack([data[i]["sigma"] for i in range(24)])
+        assert ((sigmas >= 0.05) & (sigmas <= 0.15)).all()
+        assert sigmas.std() > 0.01  # drawn, not constant
+        item = data[0]  # the noise follows the drawn level
+        measured = float((item["y"] - item["target"]).std())
+        assert measured == pytest.approx(float(item["sigma"]), rel=0.1)
+
+
+@pytest.mark.parametrize("filter", ["bicubic", "box"])
+def test_superresolution_is_the_downsampling_system(filter):
+    for split in ("train", "val"):
+        data = BuiltinSuperResolution(split, patch_size=48, scale=3, filter=filter)
+        item = data[2]
+        assert set(item) == {"y", "target", "max_value"}
+        assert item["target"].shape == (1, 48, 48) and item["y"].shape == (1, 16, 16)
+        assert item["y"].dtype == torch.float32
+        expected = Downsampling(3, filter)(item["target"][None])[0]
+        torch.testing.assert_close(item["y"], expected, rtol=0, atol=0)
+    rgb = BuiltinSuperResolution("val", grayscale=False)[0]
+    assert rgb["target"].shape == (3, 96, 96) and rgb["y"].shape == (3, 24, 24)
+
+
+def test_collate_denoising_builds_per_sample_noise():
+    data = BuiltinDenoising("val", patch_size=32, sigma_range=(0.0, 0.2))
+    samples = [data[i] for i in range(4)]
+    batch = collate_denoising(samples)
+    system = batch["system"]
+    assert isinstance(system, GaussianNoise)
+    assert batch["y"].shape == batch["target"].shape == (4, 1, 32, 32)
+    assert batch["max_value"].shape == batch["sigma"].shape == (4,)
+    expected = torch.stack([s["sigma"] for s in samples]).double()
+    torch.testing.assert_close(system.sigma, expected)
+    assert system.noise_sigma(batch["target"]).shape == (4, 1, 1, 1)
+
+
+def test_collate_superresolution_shares_one_system():
+    data = BuiltinSuperResolution("val", patch_size=32, scale=2, filter="box")
+    collate = data.collate_fn
+    assert isinstance(collate, SuperResolutionCollate)
+    first = collate([data[0], data[1]])
+    second = collate([data[2], data[3]])
+    assert first["system"] is second["system"]
+    assert first["system"].factor == 2 and first["system"].filter == "box"
+    torch.testing.assert_close(first["system"](first["target"]), first["y"])
+    assert first["max_value"].shape == (2,)
+    assert collate_superresolution([data[0]], scale=2, filter="box")["y"].shape == (1, 1, 16, 16)
+    with pytest.raises(ValueError, match="scale"):
+        SuperResolutionCollate(4)([data[0]])
+    restored = pickle.loads(pickle.dumps(collate))
+    assert restored.scale == 2 and restored.filter == "box"
+
+
+def check_batch(batch, batch_size, channels, low, high):
+    assert batch["y"].shape == (batch_size, channels, low, low)
+    assert batch["target"].shape == (batch_size, channels, high, high)
+    assert batch["max_value"].shape == (batch_size,)
+
+
+def test_datamodules_yield_the_batch_contract():
+    denoising = BuiltinDenoisingDataModule(batch_size=4, patch_size=32, sigma=0.1, train_size=10)
+    assert len(denoising.train_set) == 10 and len(denoising.val_set) == 32
+    for loader in (denoising.train_dataloader(), denoising.val_dataloader()):
+        batch = next(iter(loader))
+        check_batch(batch, 4, 1, 32, 32)
+        assert isinstance(batch["system"], GaussianNoise)
+        torch.testing.assert_close(batch["system"].sigma, torch.full((4,), 0.1).double())
+    sr = BuiltinSuperResolutionDataModule(
+        batch_size=2, patch_size=64, scale=4, grayscale=False, val_patches_per_image=1
+    )
+    assert len(sr.val_set) == 4 and len(sr.train_set) == 11 * 64
+    for loader in (sr.train_dataloader(), sr.test_dataloader(), sr.predict_dataloader()):
+        batch = next(iter(loader))
+        check_batch(batch, 2, 3, 16, 64)
+        torch.testing.assert_close(batch["system"](batch["target"]), batch["y"])
+
+
+def test_loader_with_workers():
+    data = BuiltinSuperResolution("train", patch_size=32, scale=2, patches_per_image=2)
+    loader = DataLoader(data, batch_size=11, num_workers=2, collate_fn=data.collate_fn)
+    batches = list(loader)
+    assert len(batches) == 2 and all(b["system"].factor == 2 for b in batches)
+    noisy = BuiltinDenoising("train", patch_size=32, patches_per_image=1)
+    loader = DataLoader(noisy, batch_size=11, num_workers=2, collate_fn=noisy.collate_fn)
+    (batch,) = list(loader)
+    assert isinstance(batch["system"], GaussianNoise) and batch["y"].shape == (11, 1, 32, 32)
+    assert pickle.loads(pickle.dumps(noisy)).sigma == noisy.sigma
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: BuiltinDenoising("test"), "split"),
+        (lambda: BuiltinDenoising("val", patch_size=301), r"patch_size \(301\).*300.*chelsea"),
+        (lambda: BuiltinDenoising("train", patch_size=428), r"patch_size \(428\).*427"),
+        (lambda: BuiltinDenoising("val", patch_size=0), "patch_size"),
+        (lambda: BuiltinDenoising("val", sigma=-0.1), "sigma"),
+        (lambda: BuiltinDenoising("val", sigma_range=(0.2, 0.1)), "sigma_range"),
+        (lambda: BuiltinDenoising("val", sigma=0.1, sigma_range=(0, 0.1)), "sigma_range"),
+        (lambda: BuiltinDenoising("val", patches_per_image=0), "patches_per_image"),
+        (lambda: BuiltinDenoising("val", num_patches=5), "num_patches"),
+        (lambda: BuiltinSuperResolution("val", patch_size=90, scale=4), r"multiple.*\(4\)"),
+        (lambda: BuiltinSuperResolution("val", scale=0), "scale"),
+        (lambda: BuiltinSuperResolution("val", filter="lanczos"), "filter"),
+        (lambda: BuiltinDenoisingDataModule(batch_size=0), "batch_size"),
+        (lambda: BuiltinDenoisingDataModule(train_size=0), "train_size"),
+        (lambda: BuiltinDenoisingDataModule(train_size=5, patches_per_image=3), "train_size"),
+        (lambda: BuiltinSuperResolutionDataModule(patch_size=50), "patch_size"),
+    ],
+)
+def test_bad_arguments_are_named(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
