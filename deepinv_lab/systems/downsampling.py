@@ -28,18 +28,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from deepinv_lab.functional.resize import keys_cubic
 from deepinv_lab.systems.base import LinearSystem
 
 FILTERS = ("bicubic", "box", "none")
-
-
-def keys_cubic(t: torch.Tensor, a: float = -0.5) -> torch.Tensor:
-    """Keys' cubic convolution kernel (Keys 1981), supported on ``|t| < 2``; ``a = -0.5`` is the
-    choice of MATLAB's ``imresize`` and PIL."""
-    t = t.abs()
-    inner = (a + 2) * t**3 - (a + 3) * t**2 + 1
-    outer = a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
-    return torch.where(t <= 1, inner, torch.where(t < 2, outer, torch.zeros_like(t)))
 
 
 def downsampling_taps(filter: str, factor: int) -> tuple[torch.Tensor, int]:
