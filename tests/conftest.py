@@ -7,6 +7,14 @@ import torch
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_convergence_warnings():
+    """Each test sees the first ConvergenceWarning of each solver (they are rate-limited)."""
+    from deepinv_lab.optim.convergence import reset_convergence_warnings
+
+    reset_convergence_warnings()
+
+
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
     """A VarNet config small enough to fit in seconds, writing logs under ``tmp_path``."""

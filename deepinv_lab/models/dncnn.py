@@ -83,6 +83,9 @@ class DnCNN(Model):
         depth: number of convolutions (17 for DnCNN-S, 20 for blind DnCNN-B), at least 2.
         channels: feature channels of the hidden layers.
         bias_free: build the bias-free variant.
+        batch_norm: ``False`` drops the normalisation layers (the middle convolutions then get
+            a bias unless ``bias_free``): a network whose output does not depend on the batch,
+            as the fixed-point iterations of a DEQ need (Gilton et al. use DnCNN without it).
 
     Shapes: ``(B, in_chans, H, W)`` -> ``(B, in_chans, H, W)``, any ``H, W``.
     """
@@ -93,6 +96,7 @@ class DnCNN(Model):
         depth: int = 20,
         channels: int = 64,
         bias_free: bool = False,
+        batch_norm: bool = True,
     ):
         super().__init__()
         if depth < 2:
@@ -101,17 +105,23 @@ class DnCNN(Model):
         self.depth = depth
         self.channels = channels
         self.bias_free = bias_free
+        self.batch_norm = batch_norm
         bias = not bias_free
         layers: list[nn.Module] = [
             nn.Conv2d(in_chans, channels, kernel_size=3, padding=1, bias=bias),
             nn.ReLU(inplace=True),
         ]
         for _ in range(depth - 2):
-            layers += [
-                nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False),
-                BiasFreeBatchNorm2d(channels) if bias_free else nn.BatchNorm2d(channels),
-                nn.ReLU(inplace=True),
-            ]
+            layers.append(
+                nn.Conv2d(
+                    channels, channels, kernel_size=3, padding=1, bias=bias and not batch_norm
+                )
+            )
+            if batch_norm:
+                layers.append(
+                    BiasFreeBatchNorm2d(channels) if bias_free else nn.BatchNorm2d(channels)
+                )
+            layers.append(nn.ReLU(inplace=True))
         layers.append(nn.Conv2d(channels, in_chans, kernel_size=3, padding=1, bias=bias))
         self.layers = nn.Sequential(*layers)
 
@@ -136,5 +146,12 @@ class BiasFreeDnCNN(DnCNN):
         depth: int = 20,
         channels: int = 64,
         bias_free: bool = True,
+        batch_norm: bool = True,
     ):
-        super().__init__(in_chans=in_chans, depth=depth, channels=channels, bias_free=bias_free)
+        super().__init__(
+            in_chans=in_chans,
+            depth=depth,
+            channels=channels,
+            bias_free=bias_free,
+            batch_norm=batch_norm,
+        )

@@ -9,19 +9,34 @@ same way, through :func:`check_convergence`:
   :class:`ConvergenceWarning` naming the solver, the iteration count and the residual; the result
   is still returned, since a fixed iteration budget (MoDL's CG steps) is often deliberate.
 
-``on_failure`` selects the behaviour: ``"warn"`` (default), ``"raise"`` (also raise for a missed
-tolerance) or ``"ignore"`` (report nothing, not even NaN; the caller checks the info itself).
+``on_failure`` selects what a missed tolerance does: ``"warn"`` (default), ``"raise"`` or
+``"ignore"`` (for a deliberately fixed budget). A non-finite residual raises in every mode.
+
+A solver inside a training loop may miss its tolerance at every step; so that the console stays
+readable, the warnings of one solver are emitted at its 1st, 10th, 100th, ... miss, each saying how
+many there were (the residuals of every step are in the logged diagnostics).
+:func:`reset_convergence_warnings` starts the count again.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections import Counter
 from typing import Literal
 
 import torch
 
 OnFailure = Literal["warn", "raise", "ignore"]
 ON_FAILURE = ("warn", "raise", "ignore")
+
+
+_misses: Counter[str] = Counter()
+
+
+def reset_convergence_warnings() -> None:
+    """Forget how many misses each solver had: the next one warns again."""
+    _misses.clear()
 
 
 class ConvergenceWarning(UserWarning):
@@ -55,8 +70,6 @@ def check_convergence(
         tol: the tolerance the residual was compared with.
         on_failure: ``"warn"``, ``"raise"`` or ``"ignore"``.
     """
-    if on_failure == "ignore":
-        return
     finite = torch.isfinite(residual)
     if not bool(finite.all()):
         bad = int((~finite).nonzero()[0, 0])
@@ -65,7 +78,7 @@ def check_convergence(
             f"{int(iterations[bad])} iterations; check the inputs, the step sizes and that the "
             "operator is positive definite / the iteration is contractive"
         )
-    if bool(converged.all()):
+    if on_failure == "ignore" or bool(converged.all()):
         return
     worst = int(torch.argmax(torch.where(converged, torch.zeros_like(residual), residual)))
     message = (
@@ -75,4 +88,9 @@ def check_convergence(
     )
     if on_failure == "raise":
         raise ConvergenceError(message)
-    warnings.warn(message, ConvergenceWarning, stacklevel=3)
+    _misses[solver] += 1
+    count = _misses[solver]
+    if math.log10(count).is_integer():
+        if count > 1:
+            message += f" ({count} solves of {solver} missed their tolerance so far)"
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)

@@ -7,11 +7,12 @@ pseudo-inverse ``A^+ y`` (CG started at 0 stays in the range of ``A^H``).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 
 from deepinv_lab.optim.cg import CGInfo, conjugate_gradient
+from deepinv_lab.optim.convergence import OnFailure
 
 
 class NormalOperator(Protocol):
@@ -33,6 +34,8 @@ def least_squares(
     x0: torch.Tensor | None = None,
     tol: float = 1e-6,
     max_iter: int = 100,
+    backward: Literal["autograd", "implicit"] = "autograd",
+    on_failure: OnFailure = "warn",
 ) -> tuple[torch.Tensor, CGInfo]:
     """Solve ``(A^H A + damping I) x = A^H y`` by :func:`~deepinv_lab.optim.cg.conjugate_gradient`.
 
@@ -44,6 +47,7 @@ def least_squares(
             ``(B,)``. 0 gives the pseudo-inverse (from ``x0 = None``).
         x0: initial guess shaped like ``A^H y`` (zeros when ``None``).
         tol, max_iter: CG stopping rule, per sample: ``||r|| / ||A^H y|| <= tol``.
+        backward, on_failure: as in :func:`~deepinv_lab.optim.cg.conjugate_gradient`.
 
     Returns:
         ``(x, info)``: ``x`` shaped like ``A^H y`` (e.g. ``(B, 1, H, W)`` for MRI) and the
@@ -51,5 +55,12 @@ def least_squares(
     """
     rhs = system.adjoint(y)
     return conjugate_gradient(
-        system.normal, rhs, x0=x0, tol=tol, max_iter=max_iter, damping=damping
+        system.normal,
+        rhs,
+        x0=x0,
+        tol=tol,
+        max_iter=max_iter,
+        damping=damping,
+        backward=backward,
+        on_failure=on_failure,
     )
