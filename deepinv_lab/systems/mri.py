@@ -178,20 +178,23 @@ class MultiCoilMRI(Composition):
         maps = self.coil_maps
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != maps.shape[-2:] or not x.is_complex():
             return super().normal(x)  # the primitives raise their errors
-        mask = self.mask
-        dims = tuple(d for d in (-2, -1) if mask.shape[d] != 1)
+        weights = self.mask.square()  # M^H M: the mask itself only for 0/1 masks
+        dims = tuple(d for d in (-2, -1) if weights.shape[d] != 1)
         coil_images = maps * x
         if not dims:  # one weight per sample: no transform at all
-            return torch.linalg.vecdot(maps, coil_images.mul_(mask), dim=1).unsqueeze(1)
+            return torch.linalg.vecdot(maps, coil_images.mul_(weights), dim=1).unsqueeze(1)
         kspace = torch.fft.fftn(coil_images, dim=dims, norm="ortho")
-        kspace.mul_(torch.fft.ifftshift(mask, dim=dims))  # fresh tensor; fft's backward needs none
+        # in place on a fresh tensor: fft's backward needs none of it
+        kspace.mul_(torch.fft.ifftshift(weights, dim=dims))
         coil_images = torch.fft.ifftn(kspace, dim=dims, norm="ortho")
         return torch.linalg.vecdot(maps, coil_images, dim=1).unsqueeze(1)
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         maps = torch.randn(batch_size, 4, 8, 7, dtype=dtype)
-        mask = (torch.rand(batch_size, 1, 1, 7) > 0.5).to(real_dtype(dtype))
+        # soft weights with zeros: A^H A must carry mask^2, which a 0/1 mask would not test
+        sampled = torch.rand(batch_size, 1, 1, 7) > 0.5
+        mask = (sampled * (0.25 + torch.rand(batch_size, 1, 1, 7))).to(real_dtype(dtype))
         return cls(maps, mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
 
 
