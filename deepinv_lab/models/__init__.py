@@ -5,6 +5,7 @@ from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d, BiasFreeDnCNN, DnCNN
 from deepinv_lab.models.rcan import RCAN
 from deepinv_lab.models.resnet import ResNetDenoiser
 from deepinv_lab.models.sensitivity import SensitivityModel
+from deepinv_lab.models.spectral import spectral_normalize
 from deepinv_lab.models.srgan import SRGANDiscriminator, SRGANGenerator
 from deepinv_lab.models.unet import BiasFreeUnet, NormUnet, Unet
 from deepinv_lab.models.wrappers import ComplexWrapper, NormalizedComplexWrapper, SelfEnsemble
@@ -26,4 +27,5 @@ __all__ = [
     "SelfEnsemble",
     "SensitivityModel",
     "Unet",
+    "spectral_normalize",
 ]
