@@ -86,6 +86,9 @@ class DnCNN(Model):
         batch_norm: ``False`` drops the normalisation layers (the middle convolutions then get
             a bias unless ``bias_free``): a network whose output does not depend on the batch,
             as the fixed-point iterations of a DEQ need (Gilton et al. use DnCNN without it).
+        residual: ``True`` returns ``x - r(x)`` (DnCNN); ``False`` returns ``r(x)``, the plain
+            CNN as a direct image estimate (at initialisation a contraction, the safer prior
+            for a deep equilibrium model trained from scratch).
 
     Shapes: ``(B, in_chans, H, W)`` -> ``(B, in_chans, H, W)``, any ``H, W``.
     """
@@ -97,6 +100,7 @@ class DnCNN(Model):
         channels: int = 64,
         bias_free: bool = False,
         batch_norm: bool = True,
+        residual: bool = True,
     ):
         super().__init__()
         if depth < 2:
@@ -106,6 +110,7 @@ class DnCNN(Model):
         self.channels = channels
         self.bias_free = bias_free
         self.batch_norm = batch_norm
+        self.residual = residual
         bias = not bias_free
         layers: list[nn.Module] = [
             nn.Conv2d(in_chans, channels, kernel_size=3, padding=1, bias=bias),
@@ -126,10 +131,11 @@ class DnCNN(Model):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_chans, H, W)`` noisy -> ``(B, in_chans, H, W)`` denoised: ``x - r(x)``."""
+        """``(B, in_chans, H, W)`` noisy -> ``(B, in_chans, H, W)`` denoised: ``x - r(x)`` (or
+        ``r(x)`` without ``residual``)."""
         self.check_input(x, self.in_chans)
         noise = self.layers(x)
-        return x - noise
+        return x - noise if self.residual else noise
 
     @classmethod
     def example(cls) -> tuple[DnCNN, torch.Tensor]:
@@ -147,6 +153,7 @@ class BiasFreeDnCNN(DnCNN):
         channels: int = 64,
         bias_free: bool = True,
         batch_norm: bool = True,
+        residual: bool = True,
     ):
         super().__init__(
             in_chans=in_chans,
@@ -154,4 +161,5 @@ class BiasFreeDnCNN(DnCNN):
             channels=channels,
             bias_free=bias_free,
             batch_norm=batch_norm,
+            residual=residual,
         )

@@ -1,7 +1,32 @@
 """Recons: named reconstructions ``forward(y, system) -> x_hat`` built from blocks."""
 
 from deepinv_lab.recons.base import Recon
+from deepinv_lab.recons.cg_sense import CGSense
+from deepinv_lab.recons.deq import DEQ
+from deepinv_lab.recons.image import (
+    Denoiser,
+    Interpolation,
+    NoisyInput,
+    PostProcessing,
+    SuperResolution,
+)
+from deepinv_lab.recons.refinement import Refinement
+from deepinv_lab.recons.unrolled import MoDL, UnrolledProximalGradient
 from deepinv_lab.recons.varnet import VarNet
 from deepinv_lab.recons.zero_filled import ZeroFilled
 
-__all__ = ["Recon", "VarNet", "ZeroFilled"]
+__all__ = [
+    "DEQ",
+    "CGSense",
+    "Denoiser",
+    "Interpolation",
+    "MoDL",
+    "NoisyInput",
+    "PostProcessing",
+    "Recon",
+    "Refinement",
+    "SuperResolution",
+    "UnrolledProximalGradient",
+    "VarNet",
+    "ZeroFilled",
+]

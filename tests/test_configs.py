@@ -1,0 +1,86 @@
+"""Every config in configs/ trains: ``deepinv-lab fit`` for two steps with tiny overrides (small
+networks, few iterations, small images), then one validation pass."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deepinv_lab.cli import main
+
+CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.json"))
+RECON = "--model.init_args.recon.init_args."
+TINY_MRI = ["--data.init_args.downsample=4", "--data.init_args.num_coils=2"]
+TINY_IMAGES = ["--data.init_args.patch_size=32", "--data.init_args.batch_size=2"]
+TINY_VARNET = [
+    f"{RECON}{key}={value}"
+    for key, value in dict(num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1).items()
+]
+#: per config: overrides that make it fast (architecture sizes, iterations, data size)
+TINY = {
+    "varnet": TINY_MRI + TINY_VARNET,
+    "varnet_fastmri_leaderboard": TINY_MRI + TINY_VARNET,
+    "cgsense": TINY_MRI + [f"{RECON}max_iter=5"],
+    "modl": TINY_MRI
+    + [
+        f"{RECON}num_iterations=2",
+        f"{RECON}denoiser.init_args.channels=4",
+        f"{RECON}cg_max_iter=3",
+    ],
+    "proxgrad": TINY_MRI + [f"{RECON}num_iterations=2", f"{RECON}denoiser.init_args.channels=4"],
+    "deq": TINY_MRI + [f"{RECON}max_iter=5", f"{RECON}denoiser.init_args.channels=4"],
+    "unet_cs": TINY_MRI
+    + [
+        "--data.init_args.batch_size=2",
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_pool_layers=2",
+    ],
+    "bfcnn_denoise": TINY_IMAGES
+    + [f"{RECON}model.init_args.depth=3", f"{RECON}model.init_args.channels=4"],
+    "dncnn_denoise": TINY_IMAGES
+    + [f"{RECON}model.init_args.depth=3", f"{RECON}model.init_args.channels=4"],
+    "rcan_sr": TINY_IMAGES
+    + [
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_groups=1",
+        f"{RECON}model.init_args.num_blocks=1",
+        f"{RECON}model.init_args.reduction=2",
+    ],
+    "varnet_rcan": TINY_MRI
+    + [
+        f"{RECON}recon.init_args.{key}={value}"
+        for key, value in dict(num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1).items()
+    ]
+    + [
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_groups=1",
+        f"{RECON}model.init_args.num_blocks=1",
+        f"{RECON}model.init_args.reduction=2",
+    ],
+}
+
+
+def test_every_config_has_tiny_overrides():
+    assert {config.stem for config in CONFIGS} == set(TINY)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_config_fits_two_steps(config, tmp_path, capsys):
+    name = json.loads(config.read_text())["trainer"]["logger"]["init_args"]["name"]
+    args = [
+        "fit",
+        "--config",
+        str(config),
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=2",
+        "--trainer.log_every_n_steps=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        *TINY[config.stem],
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "val/ssim=" in out and "val/baseline_ssim=" in out
+    assert (tmp_path / name / "version_0" / "checkpoints" / "last.ckpt").is_file()

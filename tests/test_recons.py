@@ -1,0 +1,232 @@
+"""Recons built from blocks: MoDL, unrolled proximal gradient, DEQ, the image-domain Recons, the
+VarNet + refinement hybrid, and their baselines."""
+
+import pytest
+import torch
+from torch import nn
+
+from deepinv_lab.functional import rss, upsample_bicubic
+from deepinv_lab.models import RCAN, BiasFreeDnCNN, DnCNN, ResNetDenoiser, Unet
+from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
+from deepinv_lab.optim.unroll import ModlIteration, Unrolled
+from deepinv_lab.recons import (
+    DEQ,
+    CGSense,
+    Denoiser,
+    Interpolation,
+    MoDL,
+    NoisyInput,
+    PostProcessing,
+    Refinement,
+    SuperResolution,
+    UnrolledProximalGradient,
+    VarNet,
+    ZeroFilled,
+)
+from deepinv_lab.systems.downsampling import Downsampling
+from deepinv_lab.systems.mri import MultiCoilMRI
+
+
+def _mri(batch=2, dtype=torch.complex64, seed=0):
+    system, _ = MultiCoilMRI.example(batch_size=batch, dtype=dtype)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 1, *system.coil_maps.shape[-2:], dtype=dtype, generator=generator)
+    return system, system(x), x
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+def test_proximal_gradient_with_identity_prior_is_landweber():
+    """D = identity: K unrolled steps are K Landweber iterations x <- x - eta A^H(Ax - y)."""
+    system, y, _ = _mri(dtype=torch.complex128)
+    recon = UnrolledProximalGradient(
+        Identity(), num_iterations=4, step_size=0.7, magnitude=False
+    ).double()
+    x = system.adjoint(y)
+    for _ in range(4):
+        x = x - 0.7 * system.adjoint(system(x) - y)
+    torch.testing.assert_close(recon(y, system), x)
+
+
+def test_modl_with_identity_prior_converges_to_least_squares():
+    """D = identity: MoDL's iteration x <- (A^H A + lam I)^{-1}(A^H y + lam x) is the proximal
+    point method, whose fixed point is the least-squares solution (CG-SENSE with lam -> 0)."""
+    system, y, _ = _mri(batch=1, dtype=torch.complex128)
+    recon = MoDL(
+        Identity(), num_iterations=10, damping=0.01, cg_max_iter=30, cg_tol=1e-12, magnitude=False
+    ).double()
+    with torch.no_grad():
+        reference = CGSense(damping=1e-9, tol=1e-12, max_iter=500, magnitude=False)(y, system)
+        x = recon(y, system)
+    assert float((system(x) - y).norm() / y.norm()) < 1e-3
+    # both are least-squares solutions started in the range of A^H: the same minimum-norm one
+    assert float((x - reference).norm() / reference.norm()) < 1e-3
+
+
+def test_modl_shared_and_per_iteration_weights():
+    denoiser = ResNetDenoiser(in_chans=2, num_layers=3, channels=4)
+    shared = MoDL(denoiser, num_iterations=3, share_weights=True)
+    separate = MoDL(ResNetDenoiser(in_chans=2, num_layers=3, channels=4), 3, share_weights=False)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(separate) == 3 * count(shared)
+    system, y, x = _mri()
+    out = separate(y, system)
+    assert out.shape == (2, 1, *x.shape[-2:]) and not out.is_complex()
+    (out - x.abs()).square().mean().backward()
+    for step in separate.unrolled.iterations:  # every iteration's lam and D get a gradient
+        assert step.data_consistency.log_damping.grad is not None
+        assert all(p.grad is not None for p in step.prior.parameters())
+    assert set(separate.diagnostics()) >= {"cg/damping", "cg/iterations", "cg/relative_residual"}
+
+
+def test_unrolled_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    system, y, x = _mri(dtype=torch.complex128)
+    iteration = ModlIteration(
+        ResNetDenoiser(in_chans=2, num_layers=3, channels=4).double().eval(),
+        ProximalDataConsistency(max_iter=5),
+    ).double()
+    grads = []
+    for checkpointed in (False, True):
+        unrolled = Unrolled(iteration, 3, checkpoint_iterations=checkpointed)
+        iteration.zero_grad()
+        adjoint_y = system.adjoint(y)
+        unrolled(adjoint_y, adjoint_y, system.normal).abs().sum().backward()
+        grads.append([p.grad.clone() for p in iteration.parameters()])
+    for plain, checkpointed in zip(*grads, strict=True):
+        torch.testing.assert_close(plain, checkpointed)
+
+
+def test_positive_weights_are_enforced():
+    for bad in (0.0, -0.1):
+        with pytest.raises(ValueError, match="damping must be a number > 0"):
+            ProximalDataConsistency(damping=bad)
+        with pytest.raises(ValueError, match="damping must be a number > 0"):
+            CGSense(damping=bad)
+        with pytest.raises(ValueError, match="damping must be a number > 0"):
+            MoDL(Identity(), damping=bad)
+        with pytest.raises(ValueError, match="step_size must be a number > 0"):
+            GradientDescentStep(step_size=bad)
+    with pytest.raises(ValueError, match="num_iterations must be >= 1"):
+        MoDL(Identity(), num_iterations=0)
+    with pytest.raises(ValueError, match="iteration must be"):
+        DEQ(Identity(), iteration="admm")
+    # a learned weight stays positive whatever the optimizer does to its logarithm
+    block = ProximalDataConsistency(damping=0.05)
+    with torch.no_grad():
+        block.log_damping -= 100
+    assert float(block.damping) > 0
+
+
+@pytest.mark.parametrize("iteration", ["proximal_gradient", "modl"])
+def test_deq_recon_trains_and_reports_its_solves(iteration):
+    torch.manual_seed(0)
+    denoiser = DnCNN(in_chans=2, depth=3, channels=4, batch_norm=False, residual=False)
+    recon = DEQ(denoiser, iteration=iteration, tol=1e-3, max_iter=60, spectral_norm=True)
+    system, y, x = _mri()
+    out = recon(y, system)
+    assert out.shape == (2, 1, *x.shape[-2:])
+    (out - x.abs()).square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in denoiser.parameters())
+    stats = recon.diagnostics()
+    assert stats["deq/forward_iterations"] >= 1 and stats["deq/backward_iterations"] >= 1
+    assert stats["deq/forward_residual"] <= 1e-3
+
+
+def test_bias_free_denoiser_is_homogeneous():
+    denoiser = Denoiser(BiasFreeDnCNN(in_chans=1, depth=4, channels=8)).eval()
+    y = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(denoiser(3.5 * y), 3.5 * denoiser(y), rtol=1e-5, atol=1e-6)
+    assert torch.equal(NoisyInput()(y), y)
+    residual = Denoiser(Identity(), residual=True)
+    torch.testing.assert_close(residual(y), 2 * y)
+
+
+def test_super_resolution_recons():
+    system = Downsampling(4)
+    hr = torch.rand(2, 1, 32, 24)
+    lr = system(hr)
+    bicubic = Interpolation()(lr, system)
+    torch.testing.assert_close(bicubic, upsample_bicubic(lr, 4))
+    assert Interpolation(scale=2)(lr).shape == (2, 1, 16, 12)
+    rcan = RCAN(in_chans=1, out_chans=1, chans=4, num_groups=1, num_blocks=1, reduction=2, scale=4)
+    assert SuperResolution(rcan)(lr, system).shape == hr.shape
+    same_size = SuperResolution(Identity(), upsample_input=True, residual=True)
+    torch.testing.assert_close(same_size(lr, system), 2 * bicubic)
+    with pytest.raises(ValueError, match="integer .factor"):
+        Interpolation()(lr, None)
+    with pytest.raises(ValueError, match="high-resolution shape"):
+        SuperResolution(Identity(), residual=True)(lr, system)
+
+
+def test_upsample_bicubic_reproduces_linear_images_and_matches_pil_inside():
+    ramp = torch.arange(12, dtype=torch.float64)[:, None] * 0.3 + torch.arange(9) * 0.7
+    up = upsample_bicubic(ramp, 3)
+    centres = (torch.arange(36, dtype=torch.float64) + 0.5) / 3 - 0.5
+    expected = centres[:, None] * 0.3 + ((torch.arange(27) + 0.5) / 3 - 0.5) * 0.7
+    inner = slice(6, -6)  # cubic convolution reproduces linear functions away from the borders
+    torch.testing.assert_close(up[inner, inner], expected[inner, inner])
+    torch.testing.assert_close(upsample_bicubic(torch.ones(5, 4), 4), torch.ones(20, 16))
+
+    image = pytest.importorskip("PIL.Image")
+    x = torch.rand(20, 17, dtype=torch.float64)
+    pil = image.fromarray(x.numpy().astype("float32"), mode="F").resize((68, 80), image.BICUBIC)
+    ours = upsample_bicubic(x, 4)[8:-8, 8:-8]
+    torch.testing.assert_close(
+        ours.float(),
+        torch.from_numpy(__import__("numpy").asarray(pil))[8:-8, 8:-8],
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+def test_post_processing_normalises_and_restores_the_scale():
+    system, y, _ = _mri()
+    zero_filled = ZeroFilled()(y, system)
+    torch.testing.assert_close(PostProcessing(Identity())(y, system), zero_filled)
+    unet = Unet(in_chans=1, out_chans=1, chans=4, num_pool_layers=1)
+    recon = PostProcessing(unet).eval()
+    with torch.no_grad():  # normalisation makes the output follow the input's scale
+        torch.testing.assert_close(
+            recon(10 * y, system), 10 * recon(y, system), rtol=1e-4, atol=1e-4
+        )
+    torch.testing.assert_close(rss(zero_filled, dim=1, keepdim=True), zero_filled)
+
+
+def _tiny_varnet():
+    return VarNet(num_cascades=1, chans=2, pools=1, sens_chans=2, sens_pools=1)
+
+
+def test_refinement_freezes_and_loads_its_first_stage(tmp_path):
+    torch.manual_seed(0)
+    system, y, _ = _mri(batch=1)
+    system = MultiCoilMRI(system.coil_maps, torch.ones(1, 1, 1, system.coil_maps.shape[-1]))
+    y = system(torch.randn(1, 1, *system.coil_maps.shape[-2:], dtype=torch.complex64))
+    trained = _tiny_varnet()
+    checkpoint = tmp_path / "varnet.ckpt"  # the layout of a Lightning checkpoint of ReconModule
+    torch.save(
+        {"state_dict": {f"recon.{k}": v for k, v in trained.state_dict().items()}}, checkpoint
+    )
+
+    rcan = RCAN(in_chans=1, out_chans=1, chans=4, num_groups=1, num_blocks=1, reduction=2, scale=1)
+    hybrid = Refinement(_tiny_varnet(), rcan, freeze_recon=True, recon_checkpoint=str(checkpoint))
+    for name, tensor in trained.state_dict().items():
+        torch.testing.assert_close(hybrid.recon.state_dict()[name], tensor)
+    hybrid.train()
+    assert not hybrid.recon.training and hybrid.model.training
+    out = hybrid(y, system)
+    out.sum().backward()
+    assert all(p.grad is None and not p.requires_grad for p in hybrid.recon.parameters())
+    assert all(p.grad is not None for p in hybrid.model.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(out - hybrid.model(trained(y, system)), trained(y, system))
+
+    wider = VarNet(num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1)
+    with pytest.raises(ValueError, match=r"varnet.ckpt.*shape mismatch.*use the same architecture"):
+        Refinement(wider, rcan, recon_checkpoint=str(checkpoint))
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        Refinement(_tiny_varnet(), rcan, recon_checkpoint=str(tmp_path / "nope.ckpt"))
