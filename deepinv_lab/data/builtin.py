@@ -14,7 +14,6 @@ fastMRI mask function -- the System blocks' ``y = M (F S x + n)``.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from deepinv_lab.data.packages import installed_package_dir
 from deepinv_lab.functional import fft2c
 from deepinv_lab.systems.coils import birdcage_maps
 from deepinv_lab.systems.mri import MultiCoilMRI
@@ -39,13 +39,9 @@ SPLIT_PERIOD, VAL_OFFSET = 10, 5
 
 def template_path() -> Path:
     """Path of the MNI152 T1 template inside the installed nilearn package."""
-    spec = importlib.util.find_spec("nilearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The built-in data needs the 'nilearn' package, which ships the MNI152 template: "
-            "pip install nilearn"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / TEMPLATE_FILE
+    path = (
+        installed_package_dir("nilearn", "The built-in MRI data (MNI152 template)") / TEMPLATE_FILE
+    )
     if not path.is_file():
         raise FileNotFoundError(f"The MNI152 template is missing from the nilearn package: {path}")
     return path

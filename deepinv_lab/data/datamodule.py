@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -9,7 +11,41 @@ from deepinv_lab.data.builtin import SimulatedBrainMRI
 from deepinv_lab.data.collate import collate_multicoil
 
 
-class SimulatedBrainMRIDataModule(pl.LightningDataModule):
+class TrainValDataModule(pl.LightningDataModule):
+    """The loaders of a DataModule with a training and a validation set; the validation set
+    doubles as the test and predict set. Subclasses set ``train_set``, ``val_set``,
+    ``collate_fn``, ``batch_size`` and ``num_workers``."""
+
+    train_set: Dataset
+    val_set: Dataset
+    collate_fn: Callable
+    batch_size: int
+    num_workers: int
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+
+class SimulatedBrainMRIDataModule(TrainValDataModule):
     """Loaders over the built-in data, :class:`~deepinv_lab.data.builtin.SimulatedBrainMRI`.
 
     Args:
@@ -36,6 +72,7 @@ class SimulatedBrainMRIDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_size = train_size
+        self.collate_fn = collate_multicoil
         # Built now so that bad arguments fail at start-up, not after the first epoch.
         self.val_set = SimulatedBrainMRI("val", **dataset_args)
         self.train_set = self._train_set(SimulatedBrainMRI("train", **dataset_args))
@@ -49,25 +86,3 @@ class SimulatedBrainMRIDataModule(pl.LightningDataModule):
                 f"slices), got {self.train_size}"
             )
         return Subset(train_set, range(self.train_size))
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate_multicoil,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)

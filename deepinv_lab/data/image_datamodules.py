@@ -12,21 +12,12 @@ effectively unlimited training set.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
-
+from deepinv_lab.data.datamodule import TrainValDataModule
 from deepinv_lab.data.images import BuiltinDenoising, BuiltinSuperResolution
 
 
-class _BuiltinImageDataModule(pl.LightningDataModule):
-    """Loaders shared by the built-in image DataModules; subclasses set ``train_set``,
-    ``val_set`` and ``collate_fn``."""
-
-    train_set: Dataset
-    val_set: Dataset
-    collate_fn: Callable
+class _BuiltinImageDataModule(TrainValDataModule):
+    """The argument checks shared by the built-in image DataModules."""
 
     def _check(
         self, batch_size: int, train_size: int | None, patches_per_image: int | None
@@ -45,28 +36,6 @@ class _BuiltinImageDataModule(pl.LightningDataModule):
                     f"patches) or data.patches_per_image ({patches_per_image}, fresh random "
                     "patches every epoch), not both"
                 )
-
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
 
 
 class BuiltinDenoisingDataModule(_BuiltinImageDataModule):

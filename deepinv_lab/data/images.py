@@ -32,7 +32,6 @@ Lightning's ``seed_everything(workers=True)``) seed per worker.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from deepinv_lab.data.packages import installed_package_dir
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
 
@@ -80,13 +80,7 @@ _STREAM_VAL, _STREAM_POOL = 1, 2
 
 def skimage_data_dir() -> Path:
     """The ``data`` directory of the installed scikit-image package (scikit-image not imported)."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The built-in natural images need the 'scikit-image' package, which ships them: "
-            "pip install scikit-image"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    return installed_package_dir("skimage", "The built-in natural images") / "data"
 
 
 def _check_split(split: str) -> None:

@@ -30,7 +30,20 @@ def _cg_diagnostics(data_consistency: ProximalDataConsistency, prefix: str) -> d
     return out
 
 
-class MoDL(Recon):
+class _UnrolledRecon(Recon):
+    """``x_K`` of ``self.unrolled`` started from ``x_0 = A^H y``, with ``A^H y`` and ``A^H A`` as
+    the iteration's context."""
+
+    unrolled: Unrolled
+    magnitude: bool
+
+    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
+        adjoint_y = system.adjoint(y)
+        x = self.unrolled(adjoint_y, adjoint_y, system.normal)
+        return image_output(x, self.magnitude)
+
+
+class MoDL(_UnrolledRecon):
     """MoDL (Aggarwal, Mani & Jacob, IEEE TMI 2019): ``K`` unrolled iterations of
     ``x_{k+1} = (A^H A + lam I)^{-1} (A^H y + lam D(x_k))`` from ``x_0 = A^H y``.
 
@@ -73,17 +86,12 @@ class MoDL(Recon):
         )
         self.magnitude = magnitude
 
-    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
-        adjoint_y = system.adjoint(y)
-        x = self.unrolled(adjoint_y, adjoint_y, system.normal)
-        return image_output(x, self.magnitude)
-
     def diagnostics(self) -> dict[str, float]:
         # the last iteration's solve; MoDL runs a fixed CG budget, so no warnings are raised
         return _cg_diagnostics(self.unrolled.steps()[-1].data_consistency, "cg/")
 
 
-class UnrolledProximalGradient(Recon):
+class UnrolledProximalGradient(_UnrolledRecon):
     """``K`` unrolled iterations of ``x_{k+1} = D_k(x_k - eta_k A^H (A x_k - y))`` from
     ``x_0 = A^H y``: proximal gradient descent with a learned proximal operator.
 
@@ -112,11 +120,6 @@ class UnrolledProximalGradient(Recon):
         )
         self.unrolled = Unrolled(iteration, num_iterations, share_weights, checkpoint_iterations)
         self.magnitude = magnitude
-
-    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
-        adjoint_y = system.adjoint(y)
-        x = self.unrolled(adjoint_y, adjoint_y, system.normal)
-        return image_output(x, self.magnitude)
 
     def diagnostics(self) -> dict[str, float]:
         steps = [step.gradient_step.step_size for step in self.unrolled.iterations]
