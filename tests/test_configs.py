@@ -84,3 +84,25 @@ def test_config_fits_two_steps(config, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "val/ssim=" in out and "val/baseline_ssim=" in out
     assert (tmp_path / name / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_fit_without_trainable_parameters_evaluates_the_baseline(tmp_path, capsys):
+    """A classical Recon (CG-SENSE with a fixed lam) has nothing to train: fit runs without an
+    optimizer and reports its validation metrics and CG diagnostics."""
+    config = Path(__file__).parents[1] / "configs" / "cgsense.json"
+    args = [
+        "fit",
+        "--config",
+        str(config),
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=1",
+        "--trainer.limit_val_batches=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        *TINY["cgsense"],
+        f"{RECON}learn_damping=false",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "val/ssim=" in out and "val/cg/iterations=" in out and "val/cg/damping=0.01" in out
