@@ -329,7 +329,8 @@ class _BuiltinPatches(Dataset):
         return self._item(patch, generator)
 
     def _item(self, patch: torch.Tensor, generator: torch.Generator) -> dict:
-        raise NotImplementedError
+        """The item made from a clean patch: each task (denoising, SR) defines its own."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _item(patch, generator)")
 
 
 class BuiltinDenoising(_BuiltinPatches):

@@ -58,6 +58,14 @@ class CGInfo:
     relative_residual: torch.Tensor
     converged: torch.Tensor
 
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """``{prefix}iterations`` (mean over the batch) and ``{prefix}relative_residual`` (worst
+        sample), the numbers a Recon reports in its diagnostics."""
+        return {
+            f"{prefix}iterations": float(self.iterations.float().mean()),
+            f"{prefix}relative_residual": float(self.relative_residual.max()),
+        }
+
 
 def conjugate_gradient(
     normal_op: LinearOperator,

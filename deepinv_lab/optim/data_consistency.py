@@ -103,6 +103,15 @@ class ProximalDataConsistency(nn.Module):
         )
         return x
 
+    def diagnostics(self, prefix: str = "cg/") -> dict[str, float]:
+        """``lam`` and the latest forward and backward solves (:meth:`CGInfo.summary`)."""
+        out = {f"{prefix}damping": float(self.damping.detach())}
+        if self.last_info is not None:
+            out.update(self.last_info.summary(prefix))
+        if self.last_backward_info is not None:
+            out.update(self.last_backward_info.summary(f"{prefix}backward_"))
+        return out
+
     def extra_repr(self) -> str:
         return f"max_iter={self.max_iter}, tol={self.tol:g}, backward={self.backward!r}"
 

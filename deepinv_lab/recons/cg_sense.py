@@ -72,6 +72,5 @@ class CGSense(Recon):
     def diagnostics(self) -> dict[str, float]:
         out = {"cg/damping": float(self.damping.detach())}
         if self.last_info is not None:
-            out["cg/iterations"] = float(self.last_info.iterations.float().mean())
-            out["cg/relative_residual"] = float(self.last_info.relative_residual.max())
+            out.update(self.last_info.summary("cg/"))
         return out

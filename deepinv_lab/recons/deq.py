@@ -13,7 +13,7 @@ from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalData
 from deepinv_lab.optim.deq import DeepEquilibrium
 from deepinv_lab.optim.unroll import ModlIteration, ProximalGradientIteration
 from deepinv_lab.recons.base import Recon
-from deepinv_lab.recons.unrolled import _cg_diagnostics, image_output
+from deepinv_lab.recons.unrolled import image_output
 from deepinv_lab.systems.base import LinearSystem
 
 
@@ -113,7 +113,7 @@ class DEQ(Recon):
     def diagnostics(self) -> dict[str, float]:
         out = {f"deq/{name}": float(value) for name, value in self.deq.stats.items()}
         if isinstance(self.iteration, ModlIteration):
-            out.update(_cg_diagnostics(self.iteration.data_consistency, "cg/"))
+            out.update(self.iteration.data_consistency.diagnostics())
         else:
             out["step_size"] = float(self.iteration.gradient_step.step_size.detach())
         return out

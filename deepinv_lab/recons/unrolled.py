@@ -18,18 +18,6 @@ def image_output(x: torch.Tensor, magnitude: bool) -> torch.Tensor:
     return x.abs() if magnitude and x.is_complex() else x
 
 
-def _cg_diagnostics(data_consistency: ProximalDataConsistency, prefix: str) -> dict[str, float]:
-    out = {f"{prefix}damping": float(data_consistency.damping.detach())}
-    for name, info in (
-        ("", data_consistency.last_info),
-        ("backward_", data_consistency.last_backward_info),
-    ):
-        if info is not None:
-            out[f"{prefix}{name}iterations"] = float(info.iterations.float().mean())
-            out[f"{prefix}{name}relative_residual"] = float(info.relative_residual.max())
-    return out
-
-
 class _UnrolledRecon(Recon):
     """``x_K`` of ``self.unrolled`` started from ``x_0 = A^H y``, with ``A^H y`` and ``A^H A`` as
     the iteration's context."""
@@ -88,7 +76,7 @@ class MoDL(_UnrolledRecon):
 
     def diagnostics(self) -> dict[str, float]:
         # the last iteration's solve; MoDL runs a fixed CG budget, so no warnings are raised
-        return _cg_diagnostics(self.unrolled.steps()[-1].data_consistency, "cg/")
+        return self.unrolled.steps()[-1].data_consistency.diagnostics()
 
 
 class UnrolledProximalGradient(_UnrolledRecon):

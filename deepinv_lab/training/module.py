@@ -82,7 +82,7 @@ class ReconModule(pl.LightningModule):
         return self.recon(y, system)
 
     def _reconstruct(self, batch: dict, recon: nn.Module | None = None) -> torch.Tensor:
-        output = (recon or self.recon)(batch["y"], batch["system"])
+        output = (self.recon if recon is None else recon)(batch["y"], batch["system"])
         target = batch.get("target")
         if target is not None and output.shape[-2:] != target.shape[-2:]:
             output = center_crop(output, target.shape[-2:])
