@@ -15,10 +15,12 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DEFAULT_DATA = "deepinv_lab.data.datamodule.SimulatedBrainMRIDataModule"
 DEBUG_ENV = "DEEPINV_LAB_DEBUG"
+DEFAULT_CHECKPOINT_STEPS = 1000
 
 USAGE = """usage: deepinv-lab {fit,validate,test,predict} --config CONFIG.json [--key value ...]
 
@@ -74,18 +76,46 @@ def _build_cli(args: list[str] | None):
 
     # Lightning 2.6 on torch >= 2.10 warns about its own pytree use at every step: not actionable.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # test/predict from a fit checkpoint: the fit-only checkpoint callbacks are not needed.
+    warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint")
     import pytorch_lightning as pl
     from pytorch_lightning.cli import LightningCLI
 
     # Importing the block packages makes their classes resolvable by short name in configs.
     import deepinv_lab.data.datamodule  # noqa: F401
     import deepinv_lab.recons  # noqa: F401
-    from deepinv_lab.training.callbacks import ImageGridLogger, ReconstructionWriter
+    from deepinv_lab.training.callbacks import ReconstructionWriter
     from deepinv_lab.training.module import ReconModule
 
     class DeepInvLabCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             parser.set_defaults({"data": {"class_path": DEFAULT_DATA}})
+            parser.add_argument(
+                "--checkpoint_every_n_steps",
+                type=int,
+                default=DEFAULT_CHECKPOINT_STEPS,
+                help="fit: also checkpoint (last.ckpt) every N optimizer steps; 0 = only at "
+                "epoch ends",
+            )
+
+        def before_instantiate_classes(self) -> None:
+            config = self.config.get(str(self.subcommand), self.config)
+            if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+                _reuse_run_directory(config)
+
+        def instantiate_trainer(self, **kwargs):
+            trainer_config = self._get(self.config_init, "trainer", default={})
+            present = trainer_config.get("callbacks") or []
+            present = list(present) if isinstance(present, list) else [present]
+            config = self.config.get(str(self.subcommand), self.config)
+            extra = _default_callbacks(
+                present,
+                self.subcommand,
+                config.get("checkpoint_every_n_steps", DEFAULT_CHECKPOINT_STEPS),
+                config.as_dict() if hasattr(config, "as_dict") else dict(config),
+                trainer_config.get("enable_checkpointing", True) is not False,
+            )
+            return super().instantiate_trainer(callbacks=present + extra, **kwargs)
 
         def _summary(self, stage: str) -> None:
             trainer = self.trainer
@@ -126,6 +156,11 @@ def _build_cli(args: list[str] | None):
 
         def after_test(self) -> None:
             self._summary("test")
+            results = getattr(self.model, "test_results", None)
+            if results and self.trainer.is_global_zero:
+                directory = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+                written = write_test_metrics(results, directory, self.trainer.callback_metrics)
+                print(f"  per-volume metrics: {written[0]} and {written[1].name}")
 
         def after_predict(self) -> None:
             self._summary("predict")
@@ -145,12 +180,93 @@ def _build_cli(args: list[str] | None):
                 "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
                 "init_args": {"save_dir": "logs", "name": "default"},
             },
-            "callbacks": [ImageGridLogger(), ReconstructionWriter()],
         },
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False},
         auto_configure_optimizers=False,
     )
+
+
+def _default_callbacks(
+    present: list, subcommand: str, every_n_steps: int, config: dict, checkpointing: bool
+) -> list:
+    """The callbacks every run gets unless the config already has one of the type: image grids,
+    speed, hyperparameters with final metrics, the learning rate, fastMRI-format predictions,
+    and checkpoints every ``every_n_steps`` steps (``last-step.ckpt``) and at every epoch end
+    (``last.ckpt``, unless the config's own ModelCheckpoint does that)."""
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    from deepinv_lab.training.callbacks import (
+        HParamsLogger,
+        ImageGridLogger,
+        ReconstructionWriter,
+        Throughput,
+        flatten_config,
+    )
+
+    def has(kind: type) -> bool:
+        return any(isinstance(callback, kind) for callback in present)
+
+    extra = [
+        kind() for kind in (ImageGridLogger, ReconstructionWriter, Throughput) if not has(kind)
+    ]
+    if not has(HParamsLogger):
+        params = {k: v for k, v in config.items() if k not in ("config", "ckpt_path")}
+        extra.append(HParamsLogger(flatten_config(params)))
+    if subcommand == "fit" and not has(LearningRateMonitor):
+        extra.append(LearningRateMonitor())
+    if subcommand == "fit" and checkpointing:
+        if every_n_steps < 0:
+            raise UserError(f"checkpoint_every_n_steps must be >= 0, got {every_n_steps}")
+        if every_n_steps:
+            steps = ModelCheckpoint(
+                every_n_train_steps=every_n_steps, save_top_k=0, save_last=True
+            )
+            # its own name: epoch-end checkpoints write last.ckpt; --ckpt_path last takes the newer
+            steps.CHECKPOINT_NAME_LAST = "last-step"
+            extra.append(steps)
+        if not has(ModelCheckpoint):
+            extra.append(ModelCheckpoint(save_last=True, filename="epoch-{epoch}"))
+    return extra
+
+
+def _reuse_run_directory(config) -> None:
+    """``fit --ckpt_path last``: log into the run directory that holds the newest ``last.ckpt``
+    (TensorBoard's ``version``), so that the resumed run finds its checkpoints and continues its
+    curves instead of starting ``version_<n+1>``."""
+    logger = config.get("trainer", {}).get("logger")
+    if not hasattr(logger, "get") or "TensorBoardLogger" not in str(logger.get("class_path")):
+        return
+    init_args = logger.get("init_args")
+    if init_args is None or init_args.get("version") is not None:
+        return
+    root = Path(init_args.get("save_dir") or "lightning_logs") / (init_args.get("name") or "")
+    candidates = sorted(root.glob("*/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if candidates:
+        init_args["version"] = candidates[-1].parent.parent.name
+
+
+def write_test_metrics(results: list[dict], directory: Path, summary: dict) -> tuple[Path, Path]:
+    """``test_metrics.csv`` (one row per volume) and ``test_metrics.json`` (the per-volume rows
+    and the mean of each ``test/*`` metric) in ``directory``."""
+    import csv
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(key for row in results for key in row))
+    csv_path = directory / "test_metrics.csv"
+    with open(csv_path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(results)
+    means = {
+        key: float(value)
+        for key, value in sorted(summary.items())
+        if key.startswith("test/") and getattr(value, "numel", lambda: 0)() == 1
+    }
+    json_path = directory / "test_metrics.json"
+    json_path.write_text(json.dumps({"mean": means, "volumes": results}, indent=2) + "\n")
+    return csv_path, json_path
 
 
 def _check_config_files(args: list[str]) -> None:

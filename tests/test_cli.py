@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 import torch
 
@@ -42,15 +44,28 @@ def test_fit_then_test_end_to_end(tiny_config, tmp_path, capsys):
     images = events.Tags()["images"]
     assert any(tag.startswith("val/target_baseline_recon_error") for tag in images)
 
+    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")  # the HParams tab
+    final = events.Scalars("hp/val_ssim")[-1].value
+    assert final == pytest.approx(events.Scalars("val/ssim")[-1].value)
+    assert {"train/it_per_s", "lr-Adam"} <= set(events.Tags()["scalars"])
+
     assert main(["test", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
     assert "test metrics:" in capsys.readouterr().out
+    test_dir = tmp_path / "logs" / "varnet" / "version_1"
+    table = json.loads((test_dir / "test_metrics.json").read_text())
+    (volume,) = table["volumes"]  # the built-in validation set is one volume of 13 slices
+    assert volume["fname"] == "mni152_t1_val" and volume["slices"] == 13
+    assert table["mean"]["test/ssim"] == pytest.approx(volume["ssim"])
+    assert (test_dir / "test_metrics.csv").read_text().startswith("volume_id,fname,ssim")
 
     assert main(["predict", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
     written = capsys.readouterr().out.split("reconstructions: ")[-1].strip()
-    batches = sorted(Path(written).glob("batch_*.pt"))
-    assert len(batches) == 13  # the built-in validation slices, batch size 1
-    record = torch.load(batches[0])
-    assert record["reconstruction"].shape == record["target"].shape == (1, 1, 56, 48)
+    (volume_file,) = Path(written).glob("*.h5")  # fastMRI's submission format
+    assert volume_file.name == "mni152_t1_val.h5"
+    with h5py.File(volume_file) as file:
+        assert list(file) == ["reconstruction"]
+        assert file["reconstruction"].shape == (13, 56, 48)
+        assert file["reconstruction"].dtype == np.float32
 
     # the checkpoint carries its config: it rebuilds the Recon without the JSON file
     from deepinv_lab.recons import VarNet
@@ -67,6 +82,11 @@ def test_fit_resumes_from_a_checkpoint(tiny_config, tmp_path):
     assert main([*args, "--ckpt_path", str(last)]) == 0
     resumed = tmp_path / "logs" / "varnet" / "version_1" / "checkpoints" / "last.ckpt"
     assert torch.load(resumed, weights_only=False)["epoch"] == 1
+    # --ckpt_path last finds the newest last checkpoint and keeps logging into its run directory
+    assert main(["fit", "--config", str(tiny_config), "--trainer.max_epochs", "3",
+                 "--ckpt_path", "last"]) == 0  # fmt: skip
+    assert torch.load(resumed, weights_only=False)["epoch"] == 2
+    assert not (tmp_path / "logs" / "varnet" / "version_2").exists()
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)

@@ -19,8 +19,12 @@ from deepinv_lab.data.images import (
     collate_superresolution,
     load_builtin_images,
 )
+from deepinv_lab.data.samplers import SeededIndex
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
+
+#: Keys that identify an item for the per-volume metrics and predict outputs.
+ID_KEYS = {"volume_id", "slice_num", "fname"}
 
 
 def test_split_is_disjoint_and_images_are_real():
@@ -59,7 +63,7 @@ def test_denoising_items_have_documented_shapes(grayscale):
         data = BuiltinDenoising(split, patch_size=32, grayscale=grayscale)
         assert len(data) == len(BUILTIN_IMAGES[split]) * {"train": 64, "val": 8}[split]
         item = data[3]
-        assert set(item) == {"y", "target", "max_value", "sigma"}
+        assert set(item) == {"y", "target", "max_value", "sigma"} | ID_KEYS
         assert item["y"].shape == item["target"].shape == (channels, 32, 32)
         assert item["y"].dtype == item["target"].dtype == torch.float32
         assert 0 <= item["target"].min() and item["target"].max() <= 1
@@ -70,7 +74,8 @@ def test_denoising_items_have_documented_shapes(grayscale):
 def test_validation_items_are_fixed_training_items_vary():
     val = BuiltinDenoising("val", patch_size=32)
     first, again = val[5], val[5]
-    for key in first:
+    assert first.keys() == again.keys() and first["fname"] == again["fname"]
+    for key in first.keys() - {"fname"}:
         torch.testing.assert_close(first[key], again[key], rtol=0, atol=0)
     # a fresh dataset with the same seed gives the same items, another seed other noise
     torch.testing.assert_close(BuiltinDenoising("val", patch_size=32)[5]["y"], first["y"])
@@ -79,6 +84,10 @@ def test_validation_items_are_fixed_training_items_vary():
     a, b = train[0], train[0]
     assert not torch.equal(a["target"], b["target"])  # new crop
     assert not torch.equal(a["y"] - a["target"], b["y"] - b["target"])  # new noise
+    # ... unless the index carries the seed (the project's sampler): then reproducible
+    c, d = train[SeededIndex(0, 7)], train[SeededIndex(0, 7)]
+    torch.testing.assert_close(c["y"], d["y"], rtol=0, atol=0)
+    assert not torch.equal(c["y"], train[SeededIndex(0, 8)]["y"])
 
 
 def test_validation_crops_are_a_grid_one_crop_is_the_centre():
@@ -130,7 +139,7 @@ def test_superresolution_is_the_downsampling_system(filter):
     for split in ("train", "val"):
         data = BuiltinSuperResolution(split, patch_size=48, scale=3, filter=filter)
         item = data[2]
-        assert set(item) == {"y", "target", "max_value"}
+        assert set(item) == {"y", "target", "max_value"} | ID_KEYS
         assert item["target"].shape == (1, 48, 48) and item["y"].shape == (1, 16, 16)
         assert item["y"].dtype == torch.float32
         expected = Downsampling(3, filter)(item["target"][None])[0]

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from deepinv_lab.data.packages import installed_package_dir
+from deepinv_lab.data.samplers import item_generator
 from deepinv_lab.functional import fft2c
 from deepinv_lab.systems.coils import birdcage_maps
 from deepinv_lab.systems.mri import MultiCoilMRI
@@ -105,7 +106,8 @@ class SimulatedBrainMRI(Dataset):
     Items are dicts: ``y`` (the measurements, masked k-space ``(coils, H, W)`` complex),
     ``mask`` ``(1, 1, W)``, ``coil_maps`` ``(coils, H, W)`` complex, ``target`` ``(1, H, W)``
     magnitude, ``max_value`` (the volume's maximum, fastMRI's SSIM data range),
-    ``num_low_frequencies``, ``slice_num``.
+    ``num_low_frequencies``, ``slice_num`` (the template's slice index), ``volume_id`` (0: one
+    volume) and ``fname``.
     """
 
     def __init__(
@@ -159,11 +161,10 @@ class SimulatedBrainMRI(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         training = self.split == "train"
-        generator = torch.Generator()
         if training:
-            generator.manual_seed(int(torch.randint(0, 2**62, ())))
+            generator = item_generator(index)
         else:
-            generator.manual_seed(self.seed * 1_000_003 + index)
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         magnitude = self._image(index)
         max_value = 1.0
         if training:
@@ -193,4 +194,7 @@ class SimulatedBrainMRI(Dataset):
             "max_value": torch.tensor(max_value),
             "num_low_frequencies": torch.tensor(int(num_low_frequencies)),
             "slice_num": torch.tensor(self.slice_indices[index]),
+            # the template is one volume: metrics are fastMRI's per-volume ones over its slices
+            "volume_id": torch.tensor(0),
+            "fname": f"mni152_t1_{self.split}",
         }

@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from deepinv_lab.data.packages import installed_package_dir
+from deepinv_lab.data.samplers import item_generator
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
 
@@ -133,11 +134,6 @@ def _generator(*entropy: int) -> torch.Generator:
     """A torch generator seeded from a tuple of integers (one independent stream per tuple)."""
     seed = np.random.SeedSequence([int(e) for e in entropy]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(seed[0]) << 32 | int(seed[1]))
-
-
-def _fresh_generator() -> torch.Generator:
-    """A generator seeded from torch's global RNG (seeded per DataLoader worker)."""
-    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
 
 
 def _grid_positions(size: int, patch: int, count: int) -> list[int]:
@@ -309,9 +305,10 @@ class _BuiltinPatches(Dataset):
         """The clean (augmented, for training) patch ``(C, P, P)`` and the item's generator."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} patches")
-        index %= len(self)
         training = self.split == "train"
-        generator = _fresh_generator() if training else _generator(self.seed, _STREAM_VAL, index)
+        fresh = item_generator(index) if training else None  # before % drops a SeededIndex
+        index %= len(self)
+        generator = fresh if training else _generator(self.seed, _STREAM_VAL, index)
         if self.crops is not None:
             image_index, top, left = self.crops[index]
         else:
@@ -326,7 +323,12 @@ class _BuiltinPatches(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         patch, generator = self._clean_patch(index)
-        return self._item(patch, generator)
+        item = self._item(patch, generator)
+        # Each patch is its own "volume" for the per-volume metrics (deepinv_lab.training.metrics).
+        position = int(index) % len(self)
+        item.update(volume_id=torch.tensor(position), slice_num=torch.tensor(0))
+        item["fname"] = f"{self.split}_{position:05d}"
+        return item
 
     def _item(self, patch: torch.Tensor, generator: torch.Generator) -> dict:
         """The item made from a clean patch: each task (denoising, SR) defines its own."""

@@ -1,7 +1,9 @@
-"""Lightning callbacks: TensorBoard image grids, reconstructions written by ``predict``."""
+"""Lightning callbacks: TensorBoard image grids, hyperparameters and speed, reconstructions
+written by ``predict`` in fastMRI's format, an exponential moving average of the weights."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -71,21 +73,33 @@ class ImageGridLogger(pl.Callback):
 
 
 class ReconstructionWriter(BasePredictionWriter):
-    """Saves what ``predict`` reconstructs: one ``batch_<index>.pt`` per batch, a dict with
-    ``reconstruction`` ``(B, 1, H, W)`` and, when the batch has them, ``slice_num`` and
-    ``target``, under ``output_dir`` (default: the run's log directory, ``reconstructions/``).
+    """Writes what ``predict`` reconstructs in fastMRI's submission format: one HDF5 file per
+    volume, named after it (``<fname>``, e.g. ``file1000.h5``), holding a float32 dataset
+    ``reconstruction`` ``(slices, H, W)`` with the slices in ``slice_num`` order (the format of
+    ``fastmri.save_reconstructions`` and of the fastMRI leaderboard).
+
+    Batches name their volumes with ``fname`` and ``slice_num`` (the datasets of this project
+    do); without them each batch is its own volume ``batch_<index>.h5``. Reconstructions
+    ``(B, 1, H, W)`` are collected per process; at the end of the epoch every process saves its
+    part, and the first one assembles the volumes, so volumes split over DDP processes come out
+    whole. Written under ``output_dir`` (default: the run's log directory,
+    ``reconstructions/``); existing files of the same names are replaced.
     """
 
     def __init__(self, output_dir: str | None = None):
         super().__init__(write_interval="batch")
         self.output_dir = output_dir
         self.written: Path | None = None
+        self._slices: dict[str, dict[int, torch.Tensor]] = {}
 
     def _directory(self, trainer: pl.Trainer) -> Path:
         base = (
             self.output_dir or Path(trainer.log_dir or trainer.default_root_dir) / "reconstructions"
         )
         return Path(base)
+
+    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._slices = {}
 
     def write_on_batch_end(
         self,
@@ -97,12 +111,259 @@ class ReconstructionWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        images = prediction.detach().float().cpu()
+        if images.ndim != 4 or images.shape[1] != 1:
+            raise ValueError(
+                f"ReconstructionWriter: expected reconstructions of shape (B, 1, H, W), got "
+                f"{tuple(images.shape)}"
+            )
+        batch = batch if isinstance(batch, dict) else {}
+        if "fname" in batch and "slice_num" in batch:
+            names = [str(name) for name in batch["fname"]]
+            slices = [int(n) for n in batch["slice_num"]]
+        else:
+            suffix = f"_{dataloader_idx}" if dataloader_idx else ""
+            names = [f"batch_{batch_idx:05d}{suffix}"] * len(images)
+            slices = list(range(len(images)))
+        for name, number, image in zip(names, slices, images, strict=True):
+            self._slices.setdefault(name, {})[number] = image[0]
+
+    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         directory = self._directory(trainer)
+        parts = [self._slices]
+        if trainer.world_size > 1:
+            directory.mkdir(parents=True, exist_ok=True)
+            part = directory / f".part_rank{trainer.global_rank}.pt"
+            torch.save(self._slices, part)
+            trainer.strategy.barrier("ReconstructionWriter")
+            if trainer.is_global_zero:
+                files = [directory / f".part_rank{r}.pt" for r in range(trainer.world_size)]
+                parts = [torch.load(f, weights_only=True) for f in files]
+                for f in files:
+                    f.unlink()
+        if trainer.is_global_zero:
+            self._write_volumes(directory, parts)
+        if trainer.world_size > 1:
+            trainer.strategy.barrier("ReconstructionWriter done")
+        self._slices = {}
+
+    def _write_volumes(self, directory: Path, parts: list[dict]) -> None:
+        import h5py
+
+        volumes: dict[str, dict[int, torch.Tensor]] = {}
+        for part in parts:
+            for name, slices in part.items():
+                volumes.setdefault(name, {}).update(slices)
         directory.mkdir(parents=True, exist_ok=True)
-        record = {"reconstruction": prediction.detach().cpu()}
-        for key in ("slice_num", "target"):
-            if isinstance(batch, dict) and key in batch:
-                record[key] = batch[key].detach().cpu()
-        suffix = f"_{dataloader_idx}" if dataloader_idx else ""
-        torch.save(record, directory / f"batch_{batch_idx:05d}{suffix}.pt")
+        for name, slices in volumes.items():
+            stacked = torch.stack([slices[n] for n in sorted(slices)]).numpy()
+            filename = name if name.endswith(".h5") else f"{name}.h5"
+            with h5py.File(directory / filename, "w") as file:
+                file.create_dataset("reconstruction", data=stacked)
         self.written = directory
+
+
+class Throughput(pl.Callback):
+    """Logs training speed: ``train/it_per_s`` (optimizer-step batches per second of wall time,
+    data loading included) and ``train/samples_per_s``, averaged over the steps since the last
+    log, every ``log_every_n_steps``."""
+
+    def __init__(self):
+        super().__init__()
+        self._last: float | None = None
+        self._batches = 0
+        self._samples = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._last, self._batches, self._samples = time.perf_counter(), 0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._batches += 1
+        target = batch.get("target") if isinstance(batch, dict) else None
+        self._samples += len(target) if target is not None else 1
+        if self._last is None or (trainer.global_step % trainer.log_every_n_steps):
+            return
+        elapsed = time.perf_counter() - self._last
+        if elapsed <= 0:
+            return
+        pl_module.log("train/it_per_s", self._batches / elapsed, batch_size=1)
+        pl_module.log("train/samples_per_s", self._samples / elapsed, batch_size=1)
+        self._last, self._batches, self._samples = time.perf_counter(), 0, 0
+
+
+def flatten_config(config: dict, prefix: str = "") -> dict[str, float | int | str | bool]:
+    """Nested config -> ``{"model.init_args.recon.init_args.chans": 18, ...}`` of TensorBoard
+    HParams values (numbers, strings, booleans; lists and None as strings)."""
+    flat: dict[str, float | int | str | bool] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten_config(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+class HParamsLogger(pl.Callback):
+    """Fills TensorBoard's HParams tab: the run's hyperparameters and its final metrics.
+
+    At the start of fit/validate/test it writes the hyperparameters (``params``, the flattened
+    run config the CLI passes, or else the module's ``hparams``) with the metrics the tab shows,
+    ``hp/<stage>_<name>`` for the module's validation/test metrics and ``hp/train_loss``; after
+    every validation and test epoch (and at the end of training) it logs those scalars with
+    their current values, so the table compares runs by their final metrics.
+    """
+
+    def __init__(self, params: dict | None = None):
+        super().__init__()
+        self.params = params
+        self._written = False
+
+    @staticmethod
+    def _tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        return loggers[0] if loggers else None
+
+    @staticmethod
+    def _metric_names(pl_module: pl.LightningModule, stage: str) -> list[str]:
+        prefixes = getattr(pl_module, "prefixes", ("",))
+        names = [f"{stage}/{prefix}{name}" for prefix in prefixes for name in METRICS]
+        names.append(f"{stage}/loss")
+        return names + (["train/loss"] if stage == "val" else [])
+
+    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        logger = self._tensorboard(trainer)
+        if logger is None or self._written or not trainer.is_global_zero:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        params = self.params
+        if params is None:
+            params = flatten_config(dict(getattr(pl_module, "hparams", {})))
+        metrics = {_hp_tag(name): 0.0 for name in self._metric_names(pl_module, stage)}
+        writer = logger.experiment
+        for summary in hparams(params, metrics):
+            writer.file_writer.add_summary(summary)
+        self._written = True
+
+    def _update(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        logger = self._tensorboard(trainer)
+        if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        values = {}
+        for name in self._metric_names(pl_module, stage):
+            value = trainer.callback_metrics.get(name)
+            if value is not None and value.numel() == 1:
+                values[_hp_tag(name)] = float(value)
+        if values:
+            logger.log_metrics(values, step=trainer.global_step)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer, pl_module, "val")
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "validate":
+            self._write(trainer, pl_module, "val")
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer, pl_module, "test")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._update(trainer, pl_module, "val")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._update(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._update(trainer, pl_module, "test")
+
+
+def _hp_tag(name: str) -> str:
+    """``val/baseline_ssim`` -> ``hp/val_baseline_ssim``: HParams metrics apart from the curves."""
+    return "hp/" + name.replace("/", "_")
+
+
+#: The image-quality metrics of the training module, by name.
+METRICS = ("ssim", "psnr", "nmse")
+
+
+class EMA(pl.Callback):
+    """Exponential moving average of the weights, used for evaluation.
+
+    After every optimizer step, ``ema = decay * ema + (1 - decay) * weights`` for every floating
+    parameter and buffer of the module (from step ``start_step`` on; before that the average is
+    the weights). Validation, test and predict run with the averaged weights, training goes on
+    with the raw ones; the average is saved in checkpoints (this callback's state), so resumed
+    runs and ``test --ckpt_path`` with the callback in the config use it.
+
+    Args:
+        decay: in ``[0, 1)``; 0.999 averages over about the last 1000 steps.
+        start_step: optimizer steps before averaging starts.
+    """
+
+    def __init__(self, decay: float = 0.999, start_step: int = 0):
+        super().__init__()
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA: decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.start_step = start_step
+        self.average: dict[str, torch.Tensor] | None = None
+        self._raw: dict[str, torch.Tensor] | None = None
+
+    @staticmethod
+    def _state(pl_module: pl.LightningModule) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in pl_module.state_dict().items() if v.is_floating_point()}
+
+    def _ensure(self, pl_module: pl.LightningModule) -> None:
+        if self.average is None:
+            self.average = {k: v.detach().clone() for k, v in self._state(pl_module).items()}
+        else:
+            device = next(iter(self._state(pl_module).values())).device
+            self.average = {k: v.to(device) for k, v in self.average.items()}
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._ensure(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._ensure(pl_module)
+        decay = self.decay if trainer.global_step > self.start_step else 0.0
+        with torch.no_grad():
+            for name, value in self._state(pl_module).items():
+                self.average[name].lerp_(value.detach(), 1 - decay)
+
+    def _swap_in(self, pl_module: pl.LightningModule) -> None:
+        if self.average is None or self._raw is not None:
+            return
+        self._raw = {k: v.detach().clone() for k, v in self._state(pl_module).items()}
+        pl_module.load_state_dict(self.average, strict=False)
+
+    def _swap_out(self, pl_module: pl.LightningModule) -> None:
+        if self._raw is not None:
+            pl_module.load_state_dict(self._raw, strict=False)
+            self._raw = None
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._swap_in(pl_module)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._swap_out(pl_module)
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self._swap_in(pl_module)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self._swap_out(pl_module)
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._swap_in(pl_module)
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        self._swap_out(pl_module)
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "average": self.average}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.average = state_dict.get("average")

@@ -213,3 +213,116 @@ class NMSEMetric(_PerSampleMean):
         self, pred: Tensor, target: Tensor, data_range: Tensor | float | None = None
     ) -> None:
         self._accumulate(nmse(pred, target))
+
+
+class VolumeMetrics(Metric):
+    """fastMRI's per-volume SSIM, PSNR and NMSE, averaged over volumes, the same under DDP as in
+    one process.
+
+    ``update(pred, target, max_value, volume_id, slice_num)`` records, per slice, its SSIM (the
+    mean over window positions and channels), its squared error, the squared norm of its
+    target and its pixel count. ``compute()`` then, per volume (all slices with one
+    ``volume_id``), takes
+
+    * SSIM: the mean of its slices' SSIM (fastMRI ``evaluate.ssim`` on the volume),
+    * PSNR: ``10 log10(max^2 / MSE)``, ``MSE`` over all pixels of the volume and ``max`` its
+      ``max_value`` (fastMRI's ``MriModule``; with one slice, ``evaluate.psnr``),
+    * NMSE: ``||target - pred||^2 / ||target||^2`` over the volume (``evaluate.nmse``),
+
+    and returns each metric's mean over volumes. Under DDP the per-slice records of all
+    processes are gathered first, and a slice seen twice (the distributed sampler repeats a few
+    items so that every process gets as many) counts once, so a volume whose slices were spread
+    over several processes is evaluated exactly as in one process -- not an average of
+    per-process averages. ``volume_id`` and ``slice_num`` are integer tensors ``(B,)``; when a
+    batch has none, each sample is its own volume (unique per process, no deduplication).
+    """
+
+    is_differentiable = False
+    higher_is_better = None
+    full_state_update = False
+    _RECORDS = ("volume", "slice", "ssim", "squared_error", "target_energy", "pixels", "max_value")
+
+    def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03, **kwargs):
+        super().__init__(**kwargs)
+        self.win_size, self.k1, self.k2 = win_size, k1, k2
+        for name in self._RECORDS:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+        self._anonymous = 0
+
+    def update(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        max_value: Tensor | float,
+        volume_id: Tensor | None = None,
+        slice_num: Tensor | None = None,
+    ) -> None:
+        _check_pair(pred, target, "VolumeMetrics")
+        batch_size = target.shape[0]
+        device = target.device
+        if volume_id is None:
+            # no identity: a unique negative id per sample on this process (rank in the low bits)
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            start = self._anonymous
+            self._anonymous += batch_size
+            numbers = torch.arange(start, start + batch_size, device=device)
+            volume_id = -(numbers * 4096 + rank + 1)
+            slice_num = torch.zeros(batch_size, dtype=torch.long, device=device)
+        elif slice_num is None:
+            raise ValueError("VolumeMetrics.update: volume_id given without slice_num")
+        pred, target = pred.detach().double(), target.detach().double()
+        max_value = _per_sample_range(max_value, target, "VolumeMetrics").reshape(-1)
+        records = {
+            "volume": torch.as_tensor(volume_id, device=device).reshape(batch_size).long(),
+            "slice": torch.as_tensor(slice_num, device=device).reshape(batch_size).long(),
+            "ssim": ssim(pred, target, max_value, self.win_size, self.k1, self.k2),
+            "squared_error": (target - pred).pow(2).sum(dim=(1, 2, 3)),
+            "target_energy": target.pow(2).sum(dim=(1, 2, 3)),
+            "pixels": torch.full((batch_size,), target[0].numel(), device=device).double(),
+            "max_value": max_value,
+        }
+        for name, values in records.items():
+            getattr(self, name).append(values)
+
+    def _records(self) -> dict[str, Tensor]:
+        """Every slice seen once, sorted by ``(volume, slice)``, as float64/int64 tensors."""
+        records = {}
+        for name in self._RECORDS:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                value = torch.cat(value) if value else torch.zeros(0, dtype=torch.float64)
+            records[name] = value.cpu()
+        if records["volume"].numel() == 0:
+            return records
+        keys = torch.stack([records["volume"].long(), records["slice"].long()], dim=1)
+        unique, inverse = torch.unique(keys, dim=0, return_inverse=True)
+        first = torch.full((len(unique),), len(keys), dtype=torch.long)
+        first.scatter_reduce_(0, inverse, torch.arange(len(keys)), reduce="amin")
+        return {name: values[first] for name, values in records.items()}
+
+    def per_volume(self) -> dict[int, dict[str, float]]:
+        """``{volume_id: {"ssim", "psnr", "nmse", "slices"}}`` over everything seen."""
+        records = self._records()
+        results = {}
+        for volume in records["volume"].unique().tolist():
+            rows = records["volume"] == volume
+            mse = records["squared_error"][rows].sum() / records["pixels"][rows].sum()
+            max_value = records["max_value"][rows].max()
+            results[int(volume)] = {
+                "ssim": float(records["ssim"][rows].double().mean()),
+                "psnr": float(10 * torch.log10(max_value**2 / mse)),
+                "nmse": float(
+                    records["squared_error"][rows].sum() / records["target_energy"][rows].sum()
+                ),
+                "slices": int(rows.sum()),
+            }
+        return results
+
+    def compute(self) -> dict[str, Tensor]:
+        volumes = self.per_volume()
+        if not volumes:
+            raise RuntimeError("VolumeMetrics.compute: no slice was recorded")
+        return {
+            name: torch.tensor(sum(v[name] for v in volumes.values()) / len(volumes))
+            for name in ("ssim", "psnr", "nmse")
+        }

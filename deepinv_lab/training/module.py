@@ -10,7 +10,10 @@ from torch import nn
 from deepinv_lab.functional import center_crop
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.training.losses import make_loss
-from deepinv_lab.training.metrics import NMSEMetric, PSNRMetric, SSIMMetric
+from deepinv_lab.training.metrics import VolumeMetrics
+from deepinv_lab.training.schedulers import StepShorthand, make_scheduler
+
+METRIC_NAMES = ("ssim", "psnr", "nmse")
 
 
 def _built_from_config() -> bool:
@@ -36,7 +39,10 @@ class ReconModule(pl.LightningModule):
         optimizer: optimizer factory, called with the trainable parameters (a ``class_path`` in
             configs). A Recon without trainable parameters (a classical baseline) is evaluated
             by ``fit`` without an optimizer.
-        lr_scheduler: optional scheduler factory, called with the optimizer; stepped every epoch.
+        lr_scheduler: optional scheduler: a factory called with the optimizer (any
+            ``torch.optim.lr_scheduler`` class as ``class_path``), stepped every epoch, or
+            DeepInPy's shorthand ``[factor, every_n_epochs]`` for
+            ``StepLR(step_size=every_n_epochs, gamma=factor)``.
         baseline: an untrained reference Recon evaluated on the same batches (``ZeroFilled``
             for MRI, ``NoisyInput`` for denoising, ``Interpolation`` for super-resolution);
             ``None`` for none.
@@ -45,6 +51,13 @@ class ReconModule(pl.LightningModule):
     metrics of the baseline as ``val/baseline_*``, and the Recon's
     :meth:`~deepinv_lab.recons.base.Recon.diagnostics` (solver iterations and residuals) as
     ``train/<name>`` and ``val/<name>``; ``test/*`` likewise.
+
+    SSIM, PSNR and NMSE are fastMRI's per-volume metrics averaged over volumes
+    (:class:`~deepinv_lab.training.metrics.VolumeMetrics`): batches identify their slices with
+    ``volume_id`` and ``slice_num`` (each sample is its own volume when they are absent), and the
+    records of all DDP processes are gathered before the volumes are evaluated. After ``test``,
+    :attr:`test_results` holds the per-volume table (with the ``fname`` of each volume), which
+    the CLI writes as ``test_metrics.csv`` and ``test_metrics.json``.
     """
 
     def __init__(
@@ -52,31 +65,35 @@ class ReconModule(pl.LightningModule):
         recon: Recon,
         loss: str | nn.Module = "ssim",
         optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | StepShorthand | None = None,
         baseline: Recon | None = None,
     ):
         super().__init__()
         if _built_from_config():
             # LightningCLI hands over the config of every argument (class paths included):
             # saving all of it lets a checkpoint rebuild its Recon without the original config.
-            self.save_hyperparameters()
+            # logger=False: the CLI logs the whole run config with the final metrics instead
+            # (deepinv_lab.training.callbacks.HParamsLogger).
+            self.save_hyperparameters(logger=False)
         else:
             self.save_hyperparameters(
-                ignore=["recon", "loss", "optimizer", "lr_scheduler", "baseline"]
+                ignore=["recon", "loss", "optimizer", "lr_scheduler", "baseline"], logger=False
             )
         self.recon = recon
         self.loss_fn = make_loss(loss)
         self.optimizer_factory = optimizer
-        self.scheduler_factory = lr_scheduler
+        self.scheduler_factory = make_scheduler(lr_scheduler)
         self.baseline = baseline
         self.prefixes = ("", "baseline_") if baseline is not None else ("",)
-        metric_sets = {}
-        for stage in ("val", "test"):
-            for prefix in self.prefixes:
-                metric_sets[f"{stage}_{prefix}"] = nn.ModuleDict(
-                    {"ssim": SSIMMetric(), "psnr": PSNRMetric(), "nmse": NMSEMetric()}
-                )
-        self.metrics = nn.ModuleDict(metric_sets)
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{prefix}": VolumeMetrics()
+                for stage in ("val", "test")
+                for prefix in self.prefixes
+            }
+        )
+        self._volume_names: dict[int, str] = {}
+        self.test_results: list[dict] | None = None
 
     def forward(self, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
         return self.recon(y, system)
@@ -84,8 +101,14 @@ class ReconModule(pl.LightningModule):
     def _reconstruct(self, batch: dict, recon: nn.Module | None = None) -> torch.Tensor:
         output = (self.recon if recon is None else recon)(batch["y"], batch["system"])
         target = batch.get("target")
-        if target is not None and output.shape[-2:] != target.shape[-2:]:
-            output = center_crop(output, target.shape[-2:])
+        if target is not None:
+            size = tuple(target.shape[-2:])
+        elif "crop_size" in batch:  # data without targets (fastMRI test sets): the recon size
+            size = tuple(int(n) for n in batch["crop_size"][0])
+        else:
+            size = tuple(output.shape[-2:])
+        if tuple(output.shape[-2:]) != size:
+            output = center_crop(output, size)
         return output
 
     def _log_diagnostics(self, stage: str, batch_size: int) -> None:
@@ -116,15 +139,14 @@ class ReconModule(pl.LightningModule):
         loss = self.loss_fn(output, target, max_value)
         self.log(f"{stage}/loss", loss, batch_size=batch_size, sync_dist=True)
         self._log_diagnostics(stage, batch_size)
+        volume_id, slice_num = batch.get("volume_id"), batch.get("slice_num")
+        if volume_id is not None and "fname" in batch:
+            for number, name in zip(volume_id.tolist(), batch["fname"], strict=True):
+                self._volume_names[int(number)] = name
         for prefix, prediction in predictions.items():
-            for name, metric in self.metrics[f"{stage}_{prefix}"].items():
-                metric.update(prediction, target, max_value)
-                self.log(
-                    f"{stage}/{prefix}{name}",
-                    metric,
-                    batch_size=batch_size,
-                    prog_bar=stage == "val" and not prefix and name == "ssim",
-                )
+            self.metrics[f"{stage}_{prefix}"].update(
+                prediction, target, max_value, volume_id, None if volume_id is None else slice_num
+            )
         baseline = predictions.get("baseline_")
         return {
             "output": output.detach(),
@@ -133,6 +155,51 @@ class ReconModule(pl.LightningModule):
             "max_value": max_value,
             "loss": loss.detach(),
         }
+
+    def _log_volume_metrics(self, stage: str) -> dict[str, list[dict]]:
+        """Log the epoch's per-volume metrics of every prefix; reset them; return the tables."""
+        tables = {}
+        for prefix in self.prefixes:
+            metric = self.metrics[f"{stage}_{prefix}"]
+            with metric.sync_context(should_unsync=True):
+                volumes = metric.per_volume()
+            metric.reset()
+            if not volumes:
+                continue
+            for name in METRIC_NAMES:
+                value = sum(v[name] for v in volumes.values()) / len(volumes)
+                self.log(
+                    f"{stage}/{prefix}{name}",
+                    value,
+                    prog_bar=stage == "val" and not prefix and name == "ssim",
+                )
+            tables[prefix] = volumes
+        return tables
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_volume_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        tables = self._log_volume_metrics("test")
+        names = self._gathered_volume_names()
+        rows = []
+        for volume in sorted(tables.get("", {})):
+            row = {"volume_id": volume, "fname": names.get(volume, str(volume))}
+            for prefix, volumes in tables.items():
+                for name, value in volumes[volume].items():
+                    if name != "slices" or not prefix:
+                        row[name if name == "slices" else f"{prefix}{name}"] = value
+            rows.append(row)
+        self.test_results = rows
+
+    def _gathered_volume_names(self) -> dict[int, str]:
+        names = dict(self._volume_names)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            everyone: list = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(everyone, names)
+            for part in everyone:
+                names.update(part)
+        return names
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         return self._evaluate(batch, "val")
