@@ -29,6 +29,8 @@ setup(
         # Ship the built-in denoising / SR images, read with Pillow (deepinv_lab/data/images.py).
         "scikit-image>=0.21",
         "pillow>=9",
+        # fastMRI HDF5 files (data/fastmri.py) and fastMRI-format predictions.
+        "h5py>=3.8",
     ],
     extras_require={
         # fastmri (reference code for parity tests) is installed apart with --no-deps: README.
@@ -37,7 +39,6 @@ setup(
             "pandas",
             "runstats",
             "requests",
-            "h5py",
             "ruff",
         ],
     },

@@ -83,6 +83,7 @@ def _build_cli(args: list[str] | None):
 
     # Importing the block packages makes their classes resolvable by short name in configs.
     import deepinv_lab.data.datamodule  # noqa: F401
+    import deepinv_lab.data.fastmri_datamodule  # noqa: F401
     import deepinv_lab.recons  # noqa: F401
     from deepinv_lab.training.callbacks import ReconstructionWriter
     from deepinv_lab.training.module import ReconModule
@@ -219,9 +220,7 @@ def _default_callbacks(
         if every_n_steps < 0:
             raise UserError(f"checkpoint_every_n_steps must be >= 0, got {every_n_steps}")
         if every_n_steps:
-            steps = ModelCheckpoint(
-                every_n_train_steps=every_n_steps, save_top_k=0, save_last=True
-            )
+            steps = ModelCheckpoint(every_n_train_steps=every_n_steps, save_top_k=0, save_last=True)
             # its own name: epoch-end checkpoints write last.ckpt; --ckpt_path last takes the newer
             steps.CHECKPOINT_NAME_LAST = "last-step"
             extra.append(steps)

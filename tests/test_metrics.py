@@ -14,6 +14,7 @@ from deepinv_lab.training.metrics import (
     NMSEMetric,
     PSNRMetric,
     SSIMMetric,
+    VolumeMetrics,
     nmse,
     psnr,
     ssim,
@@ -231,3 +232,79 @@ def test_ssim_is_computed_in_full_precision_under_autocast():
         under_autocast = ssim(pred, target, 1.0)
     assert under_autocast.dtype == torch.float32
     torch.testing.assert_close(under_autocast, reference)
+
+
+def _volumes(seed: int = 0):
+    """Three volumes of 4, 3 and 5 slices, as (pred, target) numpy pairs."""
+    return [smooth_pair((n, 24, 20), seed=seed + n) for n in (4, 3, 5)]
+
+
+def test_volume_metrics_are_fastmri_per_volume_metrics_averaged_over_volumes():
+    volumes = _volumes()
+    metric = VolumeMetrics()
+    records = []  # (volume, slice) in a shuffled order, batches of 3 mixing volumes
+    for v, (pred, _) in enumerate(volumes):
+        records += [(v, s) for s in range(len(pred))]
+    order = np.random.default_rng(0).permutation(len(records))
+    for start in range(0, len(order), 3):
+        chosen = [records[i] for i in order[start : start + 3]]
+        pred = torch.stack([torch.from_numpy(volumes[v][0][s]) for v, s in chosen])[:, None]
+        target = torch.stack([torch.from_numpy(volumes[v][1][s]) for v, s in chosen])[:, None]
+        maxval = torch.tensor([volumes[v][1].max() for v, _ in chosen])
+        metric.update(pred, target, maxval, torch.tensor([v for v, _ in chosen]),
+                      torch.tensor([s for _, s in chosen]))  # fmt: skip
+    result = metric.compute()
+    expected = {"ssim": [], "psnr": [], "nmse": []}
+    for pred, target in volumes:
+        maxval = target.max()
+        expected["ssim"].append(fastmri_evaluate.ssim(target, pred, maxval=maxval))
+        mse = ((target - pred) ** 2).mean()
+        expected["psnr"].append(10 * np.log10(maxval**2 / mse))  # fastMRI's MriModule
+        expected["nmse"].append(fastmri_evaluate.nmse(target, pred))
+    for name, values in expected.items():
+        np.testing.assert_allclose(result[name].item(), np.mean(values), rtol=1e-10)
+    # with one volume whose max is the target's, PSNR is fastMRI's evaluate.psnr
+    single = VolumeMetrics()
+    pred, target = volumes[0]
+    single.update(torch.from_numpy(pred)[:, None], torch.from_numpy(target)[:, None],
+                  float(target.max()), torch.zeros(4), torch.arange(4))  # fmt: skip
+    np.testing.assert_allclose(
+        single.compute()["psnr"].item(), fastmri_evaluate.psnr(target, pred), rtol=1e-10
+    )
+
+
+def test_volume_metrics_split_over_processes_equal_one_process_and_count_repeats_once():
+    volumes = _volumes(seed=5)
+    items = [(v, s) for v, (pred, _) in enumerate(volumes) for s in range(len(pred))]
+
+    def update(metric, chosen):
+        for v, s in chosen:
+            pred, target = (torch.from_numpy(a[s])[None, None] for a in volumes[v])
+            metric.update(pred, target, float(volumes[v][1].max()), torch.tensor([v]),
+                          torch.tensor([s]))  # fmt: skip
+
+    whole = VolumeMetrics()
+    update(whole, items)
+    # two "processes" as a DistributedSampler shards them: padded by repeating the first item
+    padded = items + items[:1]
+    rank0, rank1 = VolumeMetrics(), VolumeMetrics()
+    update(rank0, padded[0::2])
+    update(rank1, padded[1::2])
+    rank0.merge_state(rank1)  # what the DDP gather does with the "cat" states
+    for name, value in whole.compute().items():
+        torch.testing.assert_close(rank0.compute()[name], value, rtol=1e-12, atol=0)
+    # an average of per-process averages would differ
+    alone = VolumeMetrics()
+    update(alone, padded[0::2])
+    assert not torch.isclose(alone.compute()["psnr"], whole.compute()["psnr"])
+
+
+def test_volume_metrics_without_ids_treat_samples_as_volumes():
+    pred, target = (torch.from_numpy(a)[:, None] for a in smooth_pair((4, 20, 20), seed=1))
+    metric = VolumeMetrics()
+    metric.update(pred, target, 1.0)
+    metric.update(pred, target, 1.0)
+    assert metric.per_volume().__len__() == 8
+    torch.testing.assert_close(
+        metric.compute()["psnr"], psnr(pred, target, 1.0).mean().double(), rtol=1e-6, atol=0
+    )

@@ -16,6 +16,10 @@ _DATAMODULES = {
     "SimulatedBrainMRIDataModule": "deepinv_lab.data.datamodule",
     "BuiltinDenoisingDataModule": "deepinv_lab.data.image_datamodules",
     "BuiltinSuperResolutionDataModule": "deepinv_lab.data.image_datamodules",
+    "FastMRIDataModule": "deepinv_lab.data.fastmri_datamodule",
+    # not a DataModule, but imports h5py: lazy too
+    "FastMRISliceDataset": "deepinv_lab.data.fastmri",
+    "collate_fastmri": "deepinv_lab.data.fastmri",
 }
 
 __all__ = [

@@ -19,7 +19,14 @@ from deepinv_lab.systems.coils import birdcage_maps, espirit_maps
 from deepinv_lab.systems.cs import CompressedSensing
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.masking import Inpainting, box_mask, random_pixel_mask
-from deepinv_lab.systems.mri import FFT2, CoilSensitivity, KSpaceMask, MultiCoilMRI, SingleCoilMRI
+from deepinv_lab.systems.mri import (
+    FFT2,
+    CoilSensitivity,
+    KSpaceMask,
+    MultiCoilFourier,
+    MultiCoilMRI,
+    SingleCoilMRI,
+)
 from deepinv_lab.systems.noise import (
     ComplexGaussianNoise,
     GaussianNoise,
@@ -42,6 +49,7 @@ __all__ = [
     "Inpainting",
     "KSpaceMask",
     "LinearSystem",
+    "MultiCoilFourier",
     "MultiCoilMRI",
     "MultiCoilNUFFT",
     "Normal",

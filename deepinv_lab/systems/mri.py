@@ -258,3 +258,56 @@ class SingleCoilMRI(Composition):
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         mask = (torch.rand(batch_size, 1, 8, 7) > 0.5).to(real_dtype(dtype))
         return cls(mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
+
+
+class MultiCoilFourier(Composition):
+    """Coil-by-coil Cartesian MRI without coil maps, ``A = M F``, for raw multicoil k-space.
+
+    fastMRI files hold coil k-space but no sensitivity maps, so the System of their batches acts
+    on coil images: each coil is Fourier transformed and masked independently. Reconstructions
+    that need no maps use it (VarNet reads ``.mask`` and estimates maps itself;
+    ``ZeroFilled(combine="rss")`` combines the coil images).
+
+    Args:
+        mask: real mask broadcastable against ``(B, coils, H, W)`` k-space, e.g. ``(B, 1, 1, W)``
+            (fastMRI column masks) or ``(B, 1, H, W)``; a leading 1 broadcasts over the batch.
+
+    Shapes: ``forward``: ``(B, coils, H, W)`` complex coil images -> ``(B, coils, H, W)`` masked
+    k-space; ``adjoint``: the reverse (the zero-filled coil images).
+    """
+
+    def __init__(self, mask: torch.Tensor):
+        if mask.is_complex() or mask.ndim != 4:
+            raise ValueError(
+                "MultiCoilFourier expects a real mask of shape (B, 1, 1, W) or (B, 1, H, W), got "
+                f"dtype {mask.dtype} with shape {tuple(mask.shape)}"
+            )
+        super().__init__([KSpaceMask(mask), FFT2()])
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.systems[0].mask
+
+    @property
+    def sampling(self) -> KSpaceMask:
+        return self.systems[0]
+
+    def _check(self, t: torch.Tensor, what: str) -> None:
+        if not t.is_complex() or t.ndim != 4:
+            raise ValueError(
+                f"MultiCoilFourier: expected complex {what} of shape (B, coils, H, W), got dtype "
+                f"{t.dtype} with shape {tuple(t.shape)}"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x, "coil images")
+        return super().forward(x)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        self._check(y, "k-space")
+        return super().adjoint(y)
+
+    @classmethod
+    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        mask = (torch.rand(batch_size, 1, 1, 7) > 0.5).to(real_dtype(dtype))
+        return cls(mask), torch.randn(batch_size, 3, 8, 7, dtype=dtype)

@@ -323,6 +323,8 @@ class VolumeMetrics(Metric):
         if not volumes:
             raise RuntimeError("VolumeMetrics.compute: no slice was recorded")
         return {
-            name: torch.tensor(sum(v[name] for v in volumes.values()) / len(volumes))
+            name: torch.tensor(
+                sum(v[name] for v in volumes.values()) / len(volumes), dtype=torch.float64
+            )
             for name in ("ssim", "psnr", "nmse")
         }

@@ -130,6 +130,12 @@ class ReconModule(pl.LightningModule):
         self._log_diagnostics("train", getattr(self, "_train_batch_size", 1))
 
     def _evaluate(self, batch: dict, stage: str) -> dict:
+        if "target" not in batch:
+            raise ValueError(
+                f"{stage}: the batches have no 'target' (e.g. fastMRI test or challenge files, "
+                "which have no reconstructions): there is nothing to compare with; use "
+                "`deepinv-lab predict` to reconstruct them"
+            )
         output = self._reconstruct(batch)
         target, max_value = batch["target"], batch["max_value"]
         predictions = {"": output}
