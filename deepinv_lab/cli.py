@@ -84,6 +84,8 @@ def _build_cli(args: list[str] | None):
     # Importing the block packages makes their classes resolvable by short name in configs.
     import deepinv_lab.data.datamodule  # noqa: F401
     import deepinv_lab.data.fastmri_datamodule  # noqa: F401
+    import deepinv_lab.data.folder_datamodules  # noqa: F401
+    import deepinv_lab.data.image_datamodules  # noqa: F401
     import deepinv_lab.recons  # noqa: F401
     from deepinv_lab.training.callbacks import ReconstructionWriter
     from deepinv_lab.training.module import ReconModule

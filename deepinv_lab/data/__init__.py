@@ -17,6 +17,8 @@ _DATAMODULES = {
     "BuiltinDenoisingDataModule": "deepinv_lab.data.image_datamodules",
     "BuiltinSuperResolutionDataModule": "deepinv_lab.data.image_datamodules",
     "FastMRIDataModule": "deepinv_lab.data.fastmri_datamodule",
+    "ImageFolderDenoisingDataModule": "deepinv_lab.data.folder_datamodules",
+    "PairedSRDataModule": "deepinv_lab.data.folder_datamodules",
     # not a DataModule, but imports h5py: lazy too
     "FastMRISliceDataset": "deepinv_lab.data.fastmri",
     "collate_fastmri": "deepinv_lab.data.fastmri",

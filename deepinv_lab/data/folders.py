@@ -1,0 +1,657 @@
+"""Datasets over users' image folders: denoising (:class:`ImageFolder`) and super-resolution from
+low/high-resolution pairs (:class:`PairedFolder`).
+
+Conventions (``docs/data.md``, "Image folders"):
+
+* **Discovery**: every file under ``root`` (recursively, following symbolic links) whose extension
+  is one of ``IMAGE_EXTENSIONS`` (case-insensitive); hidden files and folders (names starting with
+  ``"."``, e.g. macOS ``._*`` files) are skipped. Sub-folders (ImageNet's class folders) only
+  organise the files. The list is sorted by relative path (POSIX form), so it is the same on every
+  machine; an item's ``volume_id`` is its image's position in that list and ``fname`` its relative
+  path.
+* **Intensities** are float32 in ``[0, 1]``, ``max_value`` 1: 8-bit images are divided by 255,
+  16-bit ones (PNG/TIFF modes ``I;16*``, and ``I`` as older Pillow versions open 16-bit PNGs) by
+  65535. Pillow reads 16-bit *colour* PNGs as 8-bit RGB; those are therefore 8-bit here. Alpha
+  channels are dropped, palette and CMYK images converted to RGB; floating-point images (mode
+  ``F``) are refused. EXIF orientation is not applied (the pixels as stored).
+* **Grayscale** (default): colour images are reduced to full-range ITU-R BT.601 luma in float,
+  ``Y = 0.299 R + 0.587 G + 0.114 B``, as the built-in images (:mod:`deepinv_lab.data.images`);
+  images are ``(1, H, W)``. With ``grayscale=False`` images are ``(3, H, W)`` RGB, grayscale files
+  repeated over the three channels.
+* **Crops**: training items are random square crops (``patches_per_image`` per image and epoch)
+  with, if ``augment``, a random one of the 8 flips/90-degree rotations; validation items are
+  fixed crops (one: the centre; several: an even grid) or, with ``patch_size=None``, whole images.
+* **Randomness**: a training item draws its crop, flip, noise level and noise from
+  :func:`~deepinv_lab.data.samplers.item_generator` of its index (reproducible with the project's
+  :class:`~deepinv_lab.data.samplers.EpochSampler`, else from torch's global RNG); validation items
+  are fixed by ``seed`` and the index.
+* **Checks at construction** read only the image headers (cheap): that every file opens as an
+  image of a supported mode, that it is at least as large as the crops, and (pairs) that
+  ``LR size * scale == HR size``. ``check_files=False`` skips the scan for huge folders; the same
+  problems are then reported when an image is read. An image that cannot be decoded raises a
+  ``ValueError`` naming the file, also from DataLoader workers. Files are only ever read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from deepinv_lab.data.images import (
+    DEFAULT_SIGMA,
+    LUMA_601,
+    SuperResolutionCollate,
+    _generator,
+    _grid_crops,
+    _positive_int,
+    _random_crop,
+    collate_denoising,
+)
+from deepinv_lab.data.samplers import item_generator
+from deepinv_lab.systems.downsampling import Downsampling
+from deepinv_lab.systems.noise import GaussianNoise
+
+#: File extensions taken as images (compared case-insensitively).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+#: Pillow modes read as 16-bit (divided by 65535).
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+#: Pillow modes read as 8-bit grayscale (after conversion to ``"L"``).
+_GRAY = ("1", "L", "LA", "La")
+#: Pillow modes read as 8-bit RGB (after conversion to ``"RGB"``).
+_COLOUR = ("P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV")
+SUPPORTED_MODES: tuple[str, ...] = _GRAY + _SIXTEEN_BIT + _COLOUR
+
+_SPLITS = ("train", "val", "test")
+# Independent random streams of one seed.
+_STREAM_VAL, _STREAM_SUBSET = 1, 3
+# Names listed in an error message about many files.
+_SHOWN = 5
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def _extensions(extensions: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(extensions, str) or not extensions:
+        raise ValueError(
+            f"extensions must be a non-empty list such as ['.png'], got {extensions!r}"
+        )
+    return tuple("." + str(e).lower().lstrip(".") for e in extensions)
+
+
+def find_images(
+    root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS
+) -> list[Path]:
+    """The image files under ``root``, recursively, sorted by relative path.
+
+    Args:
+        root: a folder.
+        extensions: accepted file extensions (case-insensitive, with or without the dot).
+
+    Returns:
+        Absolute paths, sorted by their POSIX path relative to ``root``; hidden files and folders
+        (names starting with ``"."``) are skipped, symbolic links followed.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder.
+        ValueError: no image under ``root`` (the message names the folder and the extensions).
+    """
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise FileNotFoundError(f"image folder {str(root)!r} does not exist or is not a folder")
+    base = base.resolve()
+    accepted = _extensions(extensions)
+    found: list[tuple[str, Path]] = []
+    for folder, subfolders, names in os.walk(base, followlinks=True):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in names:
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in accepted:
+                continue
+            path = Path(folder) / name
+            found.append((path.relative_to(base).as_posix(), path))
+    if not found:
+        raise ValueError(
+            f"no images found under {str(base)!r} (searched recursively for the extensions "
+            f"{', '.join(accepted)}, case-insensitive)"
+        )
+    found.sort(key=lambda entry: entry[0])
+    return [path for _, path in found]
+
+
+def image_header(path: str | os.PathLike) -> tuple[int, int, str]:
+    """``(height, width, mode)`` of an image file, from its header only (nothing decoded).
+
+    Raises:
+        ValueError: the file is not an image Pillow can identify, or its mode is unsupported;
+            the message names the file.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            mode = image.mode
+    except Exception as error:  # PIL raises many types (OSError, SyntaxError, struct.error...)
+        raise ValueError(f"cannot read the image file {str(path)!r}: {error}") from error
+    if mode not in SUPPORTED_MODES:
+        raise ValueError(
+            f"image file {str(path)!r} has the unsupported pixel mode {mode!r} (supported: 8-bit "
+            "grayscale or colour, 16-bit grayscale; not floating point)"
+        )
+    return height, width, mode
+
+
+def read_image(path: str | os.PathLike, grayscale: bool = True) -> np.ndarray:
+    """One image file as a float32 ``(C, H, W)`` array in ``[0, 1]``.
+
+    ``C`` is 1 (BT.601 luma of colour images) if ``grayscale``, else 3 (grayscale repeated).
+    8-bit images are divided by 255, 16-bit grayscale ones by 65535 (module docstring).
+
+    Raises:
+        ValueError: the file cannot be decoded (truncated, corrupt, not an image) or has an
+            unsupported mode; the message names the file.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode not in SUPPORTED_MODES:
+                raise ValueError(f"unsupported pixel mode {mode!r}")
+            image.load()
+            if mode in _SIXTEEN_BIT:
+                pixels = np.asarray(image).astype(np.float32)
+                low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0, 0)
+                if low < 0 or high > 65535:
+                    raise ValueError(
+                        f"mode {mode!r} values in [{low:g}, {high:g}] are not 16-bit (0..65535)"
+                    )
+                pixels /= 65535.0
+            elif mode in _GRAY:
+                pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+            else:
+                pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    except Exception as error:  # PIL raises many types; always name the file
+        raise ValueError(f"cannot read the image file {str(path)!r}: {error}") from error
+    if pixels.ndim == 2:  # (H, W) grayscale
+        pixels = pixels[None] if grayscale else np.repeat(pixels[None], 3, axis=0)
+    else:  # (H, W, 3) RGB
+        pixels = pixels.transpose(2, 0, 1)
+        if grayscale:
+            weights = np.asarray(LUMA_601, dtype=np.float32)[:, None, None]
+            pixels = (weights * pixels).sum(0, keepdims=True)
+    return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(name) for name in names[:_SHOWN])
+    return shown + (f", ... ({len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
+
+
+class TooFewImagesError(ValueError):
+    """More images asked for (``num_images``) than a folder holds."""
+
+    def __init__(self, requested: int, available: int, root: str):
+        super().__init__(
+            f"num_images is {requested}, more than the {available} images found under {root!r}"
+        )
+        self.requested, self.available, self.root = requested, available, root
+
+
+def _subset(count: int, num_images: int | None, seed: int, root: str) -> list[int]:
+    """Indices of the images used: all, or the first ``num_images`` of a seeded permutation
+    (sorted), so that growing sizes are nested."""
+    if num_images is None:
+        return list(range(count))
+    _positive_int(num_images, "num_images")
+    if num_images > count:
+        raise TooFewImagesError(num_images, count, root)
+    order = torch.randperm(count, generator=_generator(seed, _STREAM_SUBSET))
+    return sorted(order[:num_images].tolist())
+
+
+def _check_sigma(
+    sigma: float | None, sigma_range: Sequence[float] | None
+) -> tuple[float | None, tuple[float, float] | None]:
+    if sigma is not None and sigma_range is not None:
+        raise ValueError(f"give either sigma ({sigma}) or sigma_range ({sigma_range}), not both")
+    if sigma_range is not None:
+        if len(sigma_range) != 2 or not 0 <= sigma_range[0] <= sigma_range[1]:
+            raise ValueError(
+                f"sigma_range must be (low, high) with 0 <= low <= high, got {sigma_range}"
+            )
+        return None, (float(sigma_range[0]), float(sigma_range[1]))
+    sigma = DEFAULT_SIGMA if sigma is None else sigma
+    if not (sigma >= 0 and math.isfinite(sigma)):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
+    return float(sigma), None
+
+
+def _apply_dihedral(patch: torch.Tensor, k: int) -> torch.Tensor:
+    """Flip/rotation ``k`` (0..7) of a square ``(C, P, P)`` patch: ``images._dihedral``'s
+    convention (``k >= 4`` flips left-right, then ``k % 4`` quarter turns)."""
+    if k >= 4:
+        patch = patch.flip(-1)
+    return torch.rot90(patch, k % 4, dims=(-2, -1))
+
+
+def collate_folder_denoising(samples: Sequence[dict]) -> dict:
+    """:func:`~deepinv_lab.data.images.collate_denoising` for :class:`ImageFolder` items, with
+    a clear error when whole images of different sizes meet in one batch.
+
+    Batch: ``y``, ``target`` ``(B, C, H, W)``, ``max_value``, ``sigma``, ``volume_id``,
+    ``slice_num`` ``(B,)``, ``fname`` (list of ``B`` strings), ``system`` (``GaussianNoise``).
+    """
+    shapes = sorted({tuple(sample["target"].shape) for sample in samples})
+    if len(shapes) > 1:
+        raise ValueError(
+            f"the images of one batch have different shapes {shapes}; use batch_size 1, crops "
+            "(patch_size), or the DataModules (which batch whole images by size)"
+        )
+    return collate_denoising(samples)
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+
+class _FolderDataset(Dataset):
+    """Split, subset, item indexing and generators shared by the folder datasets.
+
+    Item ``i`` is patch ``i % patches_per_image`` of the ``i // patches_per_image``-th selected
+    image.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        patches_per_image: int,
+        seed: int,
+        augment: bool,
+    ):
+        if split not in _SPLITS:
+            raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
+        self.split = split
+        self.training = split == "train"
+        self.patches_per_image = _positive_int(patches_per_image, "patches_per_image")
+        self.seed = int(seed)
+        self.augment = bool(augment)
+        self.indices: list[int] = []  # positions in the sorted file list of the images used
+
+    def __len__(self) -> int:
+        return len(self.indices) * self.patches_per_image
+
+    def _locate(self, index: int) -> tuple[int, int, torch.Generator]:
+        """``(file position, patch number, generator)`` of an item."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {int(index)} out of range for {len(self)} items")
+        position = int(index) % len(self)
+        file_index = self.indices[position // self.patches_per_image]
+        number = position % self.patches_per_image
+        if self.training:
+            generator = item_generator(index)  # the index itself: a SeededIndex carries a seed
+        else:  # fixed by the seed and the image, whatever subset it belongs to
+            generator = _generator(self.seed, _STREAM_VAL, file_index, number)
+        return file_index, number, generator
+
+    def _crop_origin(
+        self, shape: tuple[int, ...], patch: int, number: int, generator: torch.Generator
+    ) -> tuple[int, int]:
+        if self.training:
+            return _random_crop(shape, patch, generator)
+        return _grid_crops(shape, patch, self.patches_per_image)[number]
+
+    def _draw_dihedral(self, generator: torch.Generator) -> int:
+        if not (self.training and self.augment):
+            return 0
+        return int(torch.randint(0, 8, (), generator=generator))
+
+
+class ImageFolder(_FolderDataset):
+    """Noisy/clean crops of the images in a folder (ImageNet layout), for Gaussian denoising.
+
+    Args:
+        root: the folder; images are found recursively (module docstring).
+        split: ``"train"`` (random crops, augmentation, fresh noise) or ``"val"``/``"test"``
+            (fixed crops and noise).
+        patch_size: side ``P`` of the square crops; None (validation/test only) = whole images
+            (then batches need equal sizes, or ``batch_size`` 1; the DataModules bucket by size).
+        sigma: noise standard deviation in image units ([0, 1]); default ``25 / 255`` when
+            ``sigma_range`` is not given.
+        sigma_range: ``(low, high)``: draw sigma uniformly per item instead (blind denoising);
+            fixed per index for validation items.
+        grayscale: BT.601 luma (1 channel) if True, else RGB (3 channels).
+        augment: training only: a random one of the 8 flips/90-degree rotations per item.
+        patches_per_image: training: random crops per image and epoch; validation: fixed crops
+            per image on an even grid (one: the centre).
+        num_images: use exactly this many images: the first ``num_images`` of a permutation of
+            the file list fixed by ``seed`` (nested: a larger size contains a smaller one);
+            None = all.
+        seed: fixes the subset and the validation crops and noise.
+        extensions: file extensions taken as images.
+        check_files: read every used image's header now (mode, size >= ``patch_size``).
+
+    Items are dicts: ``y`` noisy ``(C, P, P)`` float32 (not clipped), ``target`` clean
+    ``(C, P, P)``, ``max_value`` ``tensor(1.0)``, ``sigma`` (scalar float32), ``volume_id``
+    (int64 scalar, the image's position in the sorted file list), ``slice_num`` (int64 scalar,
+    the patch number within the image, 0 with one patch per image), ``fname`` (the path relative
+    to ``root``, a string). Batch them with :func:`collate_folder_denoising`
+    (``dataset.collate_fn``; :func:`~deepinv_lab.data.images.collate_denoising` with a shape
+    check).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        patch_size: int | None = 64,
+        sigma: float | None = None,
+        sigma_range: tuple[float, float] | None = None,
+        grayscale: bool = True,
+        augment: bool = True,
+        patches_per_image: int = 1,
+        num_images: int | None = None,
+        seed: int = 0,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        check_files: bool = True,
+    ):
+        super().__init__(split, patches_per_image, seed, augment)
+        self.sigma, self.sigma_range = _check_sigma(sigma, sigma_range)
+        if patch_size is None:
+            if self.training:
+                raise ValueError(
+                    "patch_size=None (whole images) is for validation/test only; training "
+                    "needs square crops of one size"
+                )
+            if patches_per_image != 1:
+                raise ValueError(
+                    f"patches_per_image ({patches_per_image}) must be 1 with patch_size=None "
+                    "(whole images)"
+                )
+        else:
+            _positive_int(patch_size, "patch_size")
+        self.patch_size = patch_size
+        self.grayscale = bool(grayscale)
+        self.files = find_images(root, extensions)
+        self.root = Path(root).expanduser().resolve()
+        self.names = [path.relative_to(self.root).as_posix() for path in self.files]
+        self.indices = _subset(len(self.files), num_images, self.seed, str(self.root))
+        # (H, W) of the used images, from their headers; None without check_files.
+        self.sizes: dict[int, tuple[int, int]] | None = None
+        if check_files:
+            self.sizes = {}
+            small = []
+            for i in self.indices:
+                height, width, _ = image_header(self.files[i])
+                self.sizes[i] = (height, width)
+                if patch_size is not None and min(height, width) < patch_size:
+                    small.append(f"{self.names[i]} ({height} x {width})")
+            if small:
+                raise ValueError(
+                    f"{len(small)} image(s) under {str(self.root)!r} are smaller than patch_size "
+                    f"({patch_size}): {_listing(small)}; lower patch_size or remove them"
+                )
+
+    #: The collate function of denoising items.
+    collate_fn = staticmethod(collate_folder_denoising)
+
+    @property
+    def channels(self) -> int:
+        """Channels of every item: 1 (grayscale) or 3 (RGB)."""
+        return 1 if self.grayscale else 3
+
+    def bucket_keys(self) -> list[tuple[int, int]] | None:
+        """One shape key per item for batching whole images of equal size together (whole
+        images with known sizes only), else None."""
+        if self.patch_size is not None or self.sizes is None:
+            return None
+        return [self.sizes[i] for i in self.indices for _ in range(self.patches_per_image)]
+
+    def __getitem__(self, index: int) -> dict:
+        file_index, number, generator = self._locate(index)
+        path, name = self.files[file_index], self.names[file_index]
+        image = read_image(path, self.grayscale)
+        size = self.patch_size
+        if size is None:
+            patch = torch.from_numpy(image)
+        else:
+            if min(image.shape[1:]) < size:
+                raise ValueError(
+                    f"image {str(path)!r} ({image.shape[1]} x {image.shape[2]}) is smaller than "
+                    f"patch_size ({size})"
+                )
+            top, left = self._crop_origin(image.shape, size, number, generator)
+            patch = torch.from_numpy(image[:, top : top + size, left : left + size].copy())
+            k = self._draw_dihedral(generator)
+            if k:
+                patch = _apply_dihedral(patch, k).contiguous()
+        if self.sigma_range is None:
+            sigma = torch.tensor(self.sigma, dtype=torch.float32)
+        else:
+            low, high = self.sigma_range
+            sigma = (low + (high - low) * torch.rand((), generator=generator)).to(torch.float32)
+        noisy = GaussianNoise(sigma)(patch[None], generator=generator)[0]
+        return {
+            "y": noisy,
+            "target": patch,
+            "max_value": torch.tensor(1.0),
+            "sigma": sigma,
+            "volume_id": torch.tensor(file_index, dtype=torch.int64),
+            "slice_num": torch.tensor(number, dtype=torch.int64),
+            "fname": name,
+        }
+
+
+class PairedCollate(SuperResolutionCollate):
+    """A picklable ``collate_fn`` for :class:`PairedFolder` items: stacks them (equal shapes
+    only; the message says what to change otherwise) and adds one shared
+    ``Downsampling(scale, filter)`` as ``batch["system"]``.
+
+    For real LR/HR pairs the System is the **nominal** forward model: the LR files may come from
+    another degradation (camera, unknown kernel, noise); it is what baselines such as
+    ``Interpolation`` and model-based reconstructions use.
+
+    Batch: ``y`` ``(B, C, h, w)``, ``target`` ``(B, C, scale h, scale w)``, ``max_value``
+    ``(B,)``, ``volume_id`` ``(B,)``, ``slice_num`` ``(B,)``, ``fname`` (list of ``B`` strings),
+    ``system``.
+    """
+
+    def __call__(self, samples: Sequence[dict]) -> dict:
+        shapes = sorted({tuple(sample["target"].shape) for sample in samples})
+        if len(shapes) > 1:
+            raise ValueError(
+                f"PairedCollate: the high-resolution images of one batch have different shapes "
+                f"{shapes}; use batch_size 1, crops (lr_patch_size), or the DataModules (which "
+                "batch whole images by size)"
+            )
+        return super().__call__(samples)
+
+
+def collate_paired(samples: Sequence[dict], scale: int = 4, filter: str = "bicubic") -> dict:
+    """Stack :class:`PairedFolder` items and add ``batch["system"] = Downsampling(scale,
+    filter)``, the nominal forward model (:class:`PairedCollate`; as a DataLoader's
+    ``collate_fn`` use ``PairedCollate(scale, filter)`` or ``dataset.collate_fn``)."""
+    return PairedCollate(scale, filter)(samples)
+
+
+class PairedFolder(_FolderDataset):
+    """Low/high-resolution image pairs from two folders, for super-resolution (DeepRock-SR and
+    DIV2K layout).
+
+    The low-resolution (LR) file of the high-resolution (HR) file ``<sub>/<stem>.<ext>`` under
+    ``hr_root`` is ``<sub>/<stem><lr_suffix>.<any ext>`` under ``lr_root`` (e.g. ``0001.png`` and
+    ``0001x4.png``). Every HR needs its LR and the converse; each LR must be exactly ``scale``
+    times smaller than its HR in both directions.
+
+    Args:
+        hr_root, lr_root: the two folders (searched recursively).
+        scale: integer ratio of the HR to the LR size.
+        split: ``"train"`` (random aligned crops, augmentation) or ``"val"``/``"test"`` (fixed
+            aligned crops, or whole images).
+        lr_patch_size: side ``p`` of the square LR crops; the HR crops are ``scale * p`` wide,
+            at ``scale`` times the LR position. None (validation/test only) = whole images.
+        lr_suffix: appended to the HR stem to name the LR file; default ``f"x{scale}"``.
+        filter: the filter of the nominal ``Downsampling`` System added by the collate function
+            (``"bicubic"``, ``"box"``, ``"none"``); the data are not filtered.
+        grayscale, augment, patches_per_image, num_images, seed, extensions, check_files: as in
+            :class:`ImageFolder` (the same flip/rotation is applied to both images of a pair;
+            ``check_files`` also checks the LR/HR sizes).
+
+    Items are dicts: ``y`` LR ``(C, p, p)`` float32, ``target`` HR ``(C, scale p, scale p)``,
+    ``max_value`` ``tensor(1.0)``, ``volume_id`` (int64, the HR's position in the sorted HR
+    list), ``slice_num`` (int64, the patch number), ``fname`` (the HR path relative to
+    ``hr_root``). Batch them with ``PairedCollate(scale, filter)`` (``dataset.collate_fn``).
+    """
+
+    def __init__(
+        self,
+        hr_root: str | os.PathLike,
+        lr_root: str | os.PathLike,
+        scale: int = 4,
+        split: str = "train",
+        lr_patch_size: int | None = 48,
+        lr_suffix: str | None = None,
+        filter: str = "bicubic",
+        grayscale: bool = True,
+        augment: bool = True,
+        patches_per_image: int = 1,
+        num_images: int | None = None,
+        seed: int = 0,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        check_files: bool = True,
+    ):
+        super().__init__(split, patches_per_image, seed, augment)
+        self.scale = _positive_int(scale, "scale")
+        Downsampling(scale, filter)  # checks filter
+        self.filter = filter
+        if lr_patch_size is None:
+            if self.training:
+                raise ValueError(
+                    "lr_patch_size=None (whole images) is for validation/test only; training "
+                    "needs square crops of one size"
+                )
+            if patches_per_image != 1:
+                raise ValueError(
+                    f"patches_per_image ({patches_per_image}) must be 1 with lr_patch_size=None "
+                    "(whole images)"
+                )
+        else:
+            _positive_int(lr_patch_size, "lr_patch_size")
+        self.lr_patch_size = lr_patch_size
+        self.lr_suffix = f"x{scale}" if lr_suffix is None else str(lr_suffix)
+        self.grayscale = bool(grayscale)
+        self.hr_root = Path(hr_root).expanduser().resolve()
+        self.lr_root = Path(lr_root).expanduser().resolve()
+        self.files = find_images(hr_root, extensions)  # the HR files
+        self.names = [path.relative_to(self.hr_root).as_posix() for path in self.files]
+        self.lr_files = self._match(find_images(lr_root, extensions))
+        self.indices = _subset(len(self.files), num_images, self.seed, str(self.hr_root))
+        self.sizes: dict[int, tuple[int, int]] | None = None  # HR (H, W)
+        if check_files:
+            self._check_sizes()
+
+    def _match(self, lr_files: list[Path]) -> list[Path]:
+        """The LR file of each HR file, matched by relative path (class docstring)."""
+        by_key: dict[str, Path] = {}
+        for path in lr_files:
+            key = path.relative_to(self.lr_root).with_suffix("").as_posix()
+            if key in by_key:
+                raise ValueError(
+                    f"two low-resolution files under {str(self.lr_root)!r} have the name "
+                    f"{key!r} but different extensions: {by_key[key].name}, {path.name}"
+                )
+            by_key[key] = path
+        wanted = [Path(name).with_suffix("").as_posix() + self.lr_suffix for name in self.names]
+        missing = [name for name, key in zip(self.names, wanted, strict=True) if key not in by_key]
+        extra = sorted(set(by_key) - set(wanted))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(
+                    f"{len(missing)} of {len(self.names)} high-resolution files under "
+                    f"{str(self.hr_root)!r} have no low-resolution file "
+                    f"<stem>{self.lr_suffix}.<ext> under {str(self.lr_root)!r}: {_listing(missing)}"
+                )
+            if extra:
+                unmatched = [by_key[key].relative_to(self.lr_root).as_posix() for key in extra]
+                parts.append(
+                    f"{len(extra)} of {len(by_key)} low-resolution files under "
+                    f"{str(self.lr_root)!r} have no high-resolution file: "
+                    f"{_listing(unmatched)}"
+                )
+            raise ValueError(
+                "; ".join(parts) + f" (LR name = HR stem + lr_suffix {self.lr_suffix!r}; check "
+                "the folders, scale and lr_suffix)"
+            )
+        return [by_key[key] for key in wanted]
+
+    def _check_pair(self, i: int, hr_size: tuple[int, int], lr_size: tuple[int, int]) -> None:
+        if (lr_size[0] * self.scale, lr_size[1] * self.scale) != tuple(hr_size):
+            raise ValueError(
+                f"low-resolution {str(self.lr_files[i])!r} ({lr_size[0]} x {lr_size[1]}) times "
+                f"scale {self.scale} is not the size of high-resolution {str(self.files[i])!r} "
+                f"({hr_size[0]} x {hr_size[1]})"
+            )
+        patch = self.lr_patch_size
+        if patch is not None and min(lr_size) < patch:
+            raise ValueError(
+                f"low-resolution {str(self.lr_files[i])!r} ({lr_size[0]} x {lr_size[1]}) is "
+                f"smaller than lr_patch_size ({patch})"
+            )
+
+    def _check_sizes(self) -> None:
+        self.sizes = {}
+        for i in self.indices:
+            hr_height, hr_width, _ = image_header(self.files[i])
+            lr_height, lr_width, _ = image_header(self.lr_files[i])
+            self._check_pair(i, (hr_height, hr_width), (lr_height, lr_width))
+            self.sizes[i] = (hr_height, hr_width)
+
+    @property
+    def channels(self) -> int:
+        """Channels of every item: 1 (grayscale) or 3 (RGB)."""
+        return 1 if self.grayscale else 3
+
+    @property
+    def collate_fn(self) -> PairedCollate:
+        """The collate function of this dataset's ``scale`` and ``filter``."""
+        return PairedCollate(self.scale, self.filter)
+
+    def bucket_keys(self) -> list[tuple[int, int]] | None:
+        """One shape key per item for batching whole images of equal size together (whole
+        images with known sizes only), else None."""
+        if self.lr_patch_size is not None or self.sizes is None:
+            return None
+        return [self.sizes[i] for i in self.indices for _ in range(self.patches_per_image)]
+
+    def __getitem__(self, index: int) -> dict:
+        file_index, number, generator = self._locate(index)
+        high = read_image(self.files[file_index], self.grayscale)
+        low = read_image(self.lr_files[file_index], self.grayscale)
+        self._check_pair(file_index, high.shape[1:], low.shape[1:])
+        patch, scale = self.lr_patch_size, self.scale
+        if patch is None:
+            low_patch, high_patch = torch.from_numpy(low), torch.from_numpy(high)
+        else:
+            top, left = self._crop_origin(low.shape, patch, number, generator)
+            low_patch = torch.from_numpy(low[:, top : top + patch, left : left + patch].copy())
+            top, left, size = scale * top, scale * left, scale * patch
+            high_patch = torch.from_numpy(high[:, top : top + size, left : left + size].copy())
+            k = self._draw_dihedral(generator)
+            if k:
+                low_patch = _apply_dihedral(low_patch, k).contiguous()
+                high_patch = _apply_dihedral(high_patch, k).contiguous()
+        return {
+            "y": low_patch,
+            "target": high_patch,
+            "max_value": torch.tensor(1.0),
+            "volume_id": torch.tensor(file_index, dtype=torch.int64),
+            "slice_num": torch.tensor(number, dtype=torch.int64),
+            "fname": self.names[file_index],
+        }
