@@ -122,6 +122,7 @@ def _build_cli(args: list[str] | None):
 
         def _summary(self, stage: str) -> None:
             trainer = self.trainer
+            log_dir = trainer.log_dir  # a collective under DDP: every process asks
             if not trainer.is_global_zero:
                 return
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
@@ -134,11 +135,8 @@ def _build_cli(args: list[str] | None):
             print(f"\ndeepinv-lab {self.config.subcommand} finished in {elapsed:.0f} s")
             if shown:
                 print(f"  {stage} metrics: " + "  ".join(shown))
-            if trainer.logger is not None and trainer.log_dir:
-                print(
-                    f"  logs: {trainer.log_dir}  "
-                    f"(view: tensorboard --logdir {trainer.logger.save_dir})"
-                )
+            if trainer.logger is not None and log_dir:
+                print(f"  logs: {log_dir}  (view: tensorboard --logdir {trainer.logger.save_dir})")
             checkpoint = trainer.checkpoint_callback
             if self.config.subcommand == "fit" and checkpoint is not None:
                 best = getattr(checkpoint, "best_model_path", "") or checkpoint.last_model_path
@@ -160,8 +158,9 @@ def _build_cli(args: list[str] | None):
         def after_test(self) -> None:
             self._summary("test")
             results = getattr(self.model, "test_results", None)
+            log_dir = self.trainer.log_dir  # a collective under DDP: every process asks
             if results and self.trainer.is_global_zero:
-                directory = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+                directory = Path(log_dir or self.trainer.default_root_dir)
                 written = write_test_metrics(results, directory, self.trainer.callback_metrics)
                 print(f"  per-volume metrics: {written[0]} and {written[1].name}")
 

@@ -178,6 +178,7 @@ class ReconModule(pl.LightningModule):
                     f"{stage}/{prefix}{name}",
                     value,
                     prog_bar=stage == "val" and not prefix and name == "ssim",
+                    sync_dist=True,  # the same value on every process: keeps Lightning quiet
                 )
             tables[prefix] = volumes
         return tables

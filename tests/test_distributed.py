@@ -1,0 +1,75 @@
+"""Lightning DDP on CPU (gloo): two processes give exactly the metrics of one.
+
+The validation set is sharded over the processes by the EpochSampler (padded with a repeated
+item), and VolumeMetrics gathers per-slice records before evaluating each volume, so a volume
+whose slices land on different processes is scored as in one process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fastmri_files import write_fastmri_volume
+
+CONFIG = Path(__file__).parents[1] / "configs" / "varnet.json"
+
+
+def fastmri_config(tmp_path: Path, root: Path, batch_size: int) -> Path:
+    config = json.loads(CONFIG.read_text())
+    config["trainer"].update(enable_progress_bar=False, enable_model_summary=False)
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    config["model"]["init_args"]["recon"]["init_args"] = dict(
+        num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1
+    )
+    config["data"] = {
+        "class_path": "deepinv_lab.data.fastmri_datamodule.FastMRIDataModule",
+        "init_args": {
+            "root": str(root),
+            "batch_size": batch_size,
+            "cache_dir": str(tmp_path / "cache"),
+            "mask_type": "equispaced_fraction",
+        },
+    }
+    path = tmp_path / f"ddp_b{batch_size}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_test(config: Path, name: str, devices: int) -> dict:
+    args = [sys.executable, "-m", "deepinv_lab.cli", "test", "--config", str(config)]
+    args += ["--trainer.logger.init_args.name", name, "--trainer.accelerator", "cpu"]
+    args += ["--trainer.devices", str(devices)]
+    if devices > 1:
+        args += ["--trainer.strategy", "ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = config.parent / "logs" / name / "version_0"
+    return json.loads((run_dir / "test_metrics.json").read_text())
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_two_gloo_processes_give_the_metrics_of_one(tmp_path, batch_size):
+    root = tmp_path / "data"
+    # 3 volumes, 9 slices: odd, so the sampler pads; two matrix sizes, so batches are bucketed
+    for number, (slices, width) in enumerate([(3, 24), (2, 28), (4, 24)]):
+        for split in ("train", "val"):
+            write_fastmri_volume(
+                root / f"multicoil_{split}" / f"file{1000 + number}.h5",
+                num_slices=slices, width=width, num_coils=2, seed=number,
+            )  # fmt: skip
+    config = fastmri_config(tmp_path, root, batch_size)
+    one = run_test(config, "one", devices=1)
+    two = run_test(config, "two", devices=2)
+    assert [v["fname"] for v in one["volumes"]] == ["file1000.h5", "file1001.h5", "file1002.h5"]
+    assert [v["slices"] for v in two["volumes"]] == [3, 2, 4]  # each slice counted once
+    for a, b in zip(one["volumes"], two["volumes"], strict=True):
+        for key in ("ssim", "psnr", "nmse", "baseline_ssim", "baseline_psnr"):
+            assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9), key
+    for key, value in one["mean"].items():
+        if key.split("/")[1] in ("ssim", "psnr", "nmse", "baseline_ssim"):
+            assert two["mean"][key] == pytest.approx(value, rel=1e-6), key

@@ -1,0 +1,74 @@
+"""Interruptions: a training run killed mid-epoch and resumed with ``--ckpt_path last`` ends with
+exactly the weights of an uninterrupted run (deterministic mode, CPU)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).parents[1]
+
+
+def fit_command(config: Path, name: str, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "deepinv_lab.cli", "fit", "--config", str(config),
+        "--trainer.logger.init_args.name", name,
+        "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "1.0",
+        "--trainer.limit_val_batches", "1", "--trainer.deterministic", "true",
+        "--data.init_args.train_size", "5", "--checkpoint_every_n_steps", "2",
+        *extra,
+    ]  # fmt: skip
+
+
+def environment() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def global_step(path: Path) -> int | None:
+    try:
+        return torch.load(path, weights_only=False, map_location="cpu")["global_step"]
+    except Exception:  # noqa: BLE001 - not there yet, or being written
+        return None
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_config, tmp_path):
+    env = environment()
+    logs = tmp_path / "logs"
+    # 1. uninterrupted: 2 epochs of 5 steps
+    done = subprocess.run(fit_command(tiny_config, "whole"), env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    whole = torch.load(logs / "whole/version_0/checkpoints/last.ckpt", weights_only=False)
+    assert whole["global_step"] == 10
+
+    # 2. the same run, slowed down and killed (SIGKILL) after the step-6 checkpoint: mid-epoch 2
+    slow = ["--trainer.callbacks+=tests.slow_steps.SlowSteps", "--trainer.callbacks.seconds=0.4"]
+    process = subprocess.Popen(fit_command(tiny_config, "killed", *slow), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    step_checkpoint = logs / "killed/version_0/checkpoints/last-step.ckpt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if (global_step(step_checkpoint) or 0) >= 6:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
+    assert global_step(step_checkpoint) == 6  # 1 of 5 batches into the second epoch
+
+    # 3. resume: the newest last checkpoint, the same run directory
+    resumed = subprocess.run(fit_command(tiny_config, "killed", "--ckpt_path", "last"), env=env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not (logs / "killed/version_1").exists()
+    final = torch.load(logs / "killed/version_0/checkpoints/last.ckpt", weights_only=False)
+    assert final["global_step"] == 10
+    assert final["state_dict"].keys() == whole["state_dict"].keys()
+    for name, value in whole["state_dict"].items():
+        assert torch.equal(final["state_dict"][name], value), name
+    adam, adam_whole = final["optimizer_states"][0]["state"], whole["optimizer_states"][0]["state"]
+    for index, state in adam_whole.items():
+        assert torch.equal(adam[index]["exp_avg_sq"], state["exp_avg_sq"])
