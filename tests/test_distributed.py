@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
 from tests.fastmri_files import write_fastmri_volume
@@ -39,8 +41,9 @@ def fastmri_config(tmp_path: Path, root: Path, batch_size: int) -> Path:
     return path
 
 
-def run_test(config: Path, name: str, devices: int) -> dict:
-    args = [sys.executable, "-m", "deepinv_lab.cli", "test", "--config", str(config)]
+def run(command: str, config: Path, name: str, devices: int) -> Path:
+    """Run ``deepinv-lab <command>`` on ``devices`` CPU processes; return its run directory."""
+    args = [sys.executable, "-m", "deepinv_lab.cli", command, "--config", str(config)]
     args += ["--trainer.logger.init_args.name", name, "--trainer.accelerator", "cpu"]
     args += ["--trainer.devices", str(devices)]
     if devices > 1:
@@ -48,8 +51,11 @@ def run_test(config: Path, name: str, devices: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
     result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = config.parent / "logs" / name / "version_0"
-    return json.loads((run_dir / "test_metrics.json").read_text())
+    return config.parent / "logs" / name / "version_0"
+
+
+def run_test(config: Path, name: str, devices: int) -> dict:
+    return json.loads((run("test", config, name, devices) / "test_metrics.json").read_text())
 
 
 @pytest.mark.parametrize("batch_size", [1, 2])
@@ -73,3 +79,23 @@ def test_two_gloo_processes_give_the_metrics_of_one(tmp_path, batch_size):
     for key, value in one["mean"].items():
         if key.split("/")[1] in ("ssim", "psnr", "nmse", "baseline_ssim"):
             assert two["mean"][key] == pytest.approx(value, rel=1e-6), key
+
+
+def test_predict_on_two_processes_writes_whole_volumes(tmp_path):
+    root = tmp_path / "data"
+    for number, slices in enumerate([3, 2]):
+        for split in ("train", "val"):
+            write_fastmri_volume(
+                root / f"multicoil_{split}" / f"file{1000 + number}.h5",
+                num_slices=slices, num_coils=2, seed=number,
+            )  # fmt: skip
+    config = fastmri_config(tmp_path, root, batch_size=1)
+    one = run("predict", config, "one", devices=1) / "reconstructions"
+    two = run("predict", config, "two", devices=2) / "reconstructions"
+    names = sorted(p.name for p in one.glob("*.h5"))
+    assert names == ["file1000.h5", "file1001.h5"] == sorted(p.name for p in two.glob("*.h5"))
+    assert not list(two.glob(".part*"))  # the per-process parts are cleaned up
+    for name in names:
+        with h5py.File(one / name) as a, h5py.File(two / name) as b:
+            assert a["reconstruction"].shape == (3 if name == "file1000.h5" else 2, 16, 16)
+            np.testing.assert_allclose(b["reconstruction"][()], a["reconstruction"][()], rtol=1e-6)
