@@ -193,7 +193,8 @@ def _default_callbacks(
     present: list, subcommand: str, every_n_steps: int, config: dict, checkpointing: bool
 ) -> list:
     """The callbacks every run gets unless the config already has one of the type: image grids,
-    speed, hyperparameters with final metrics, the learning rate, fastMRI-format predictions,
+    speed, hyperparameters with final metrics, the learning rate, fastMRI-format predictions, the
+    random generators' states in checkpoints,
     and checkpoints every ``every_n_steps`` steps (``last-step.ckpt``) and at every epoch end
     (``last.ckpt``, unless the config's own ModelCheckpoint does that)."""
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -202,6 +203,7 @@ def _default_callbacks(
         HParamsLogger,
         ImageGridLogger,
         ReconstructionWriter,
+        RNGState,
         Throughput,
         flatten_config,
     )
@@ -210,7 +212,9 @@ def _default_callbacks(
         return any(isinstance(callback, kind) for callback in present)
 
     extra = [
-        kind() for kind in (ImageGridLogger, ReconstructionWriter, Throughput) if not has(kind)
+        kind()
+        for kind in (ImageGridLogger, ReconstructionWriter, Throughput, RNGState)
+        if not has(kind)
     ]
     if not has(HParamsLogger):
         params = {k: v for k, v in config.items() if k not in ("config", "ckpt_path")}

@@ -1,6 +1,7 @@
 """Training options through the config: optimizers, StepLR shorthand, mixed precision, gradient
 clipping and accumulation, EMA of the weights."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -84,3 +85,26 @@ def test_config_options_train_together(tiny_config, tmp_path):
     weights = checkpoint["state_dict"]
     assert ema_state["average"].keys() <= weights.keys()
     assert any(not torch.equal(ema_state["average"][k], weights[k]) for k in ema_state["average"])
+
+
+def test_rng_state_callback_restores_the_generators():
+    from deepinv_lab.training.callbacks import RNGState
+
+    torch.manual_seed(3)
+    state = RNGState().state_dict()
+    expected = torch.rand(4), np.random.rand(2)
+    torch.rand(10), np.random.rand(3)  # the run goes on, elsewhere
+    state = torch.load(io_roundtrip(state), weights_only=True)
+    RNGState().load_state_dict(state)
+    torch.testing.assert_close(torch.rand(4), expected[0], rtol=0, atol=0)
+    np.testing.assert_array_equal(np.random.rand(2), expected[1])
+
+
+def io_roundtrip(state: dict):
+    """``state`` saved to an in-memory file, as in a checkpoint."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer

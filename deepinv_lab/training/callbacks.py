@@ -367,3 +367,43 @@ class EMA(pl.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.average = state_dict.get("average")
+
+
+class RNGState(pl.Callback):
+    """Saves the random number generators' states (torch CPU and CUDA, numpy, Python) in every
+    checkpoint and restores them when training resumes, so that randomness drawn in the training
+    step (dropout, random masks of self-supervised losses) continues as in an uninterrupted run.
+    The data's randomness does not need it: it is seeded per item
+    (:mod:`deepinv_lab.data.samplers`)."""
+
+    def state_dict(self) -> dict:
+        import random
+
+        import numpy as np
+
+        kind, keys, position, has_gauss, cached = np.random.get_state()
+        state = {
+            "torch": torch.get_rng_state(),
+            # plain tensors and numbers: checkpoints stay loadable with weights_only=True
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        import random
+
+        import numpy as np
+
+        if "torch" in state_dict:
+            torch.set_rng_state(state_dict["torch"])
+        if "numpy" in state_dict:
+            kind, keys, position, has_gauss, cached = state_dict["numpy"]
+            np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+        if "python" in state_dict:
+            version, internal, gauss = state_dict["python"]
+            random.setstate((version, tuple(internal), gauss))
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])

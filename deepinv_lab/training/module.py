@@ -116,6 +116,7 @@ class ReconModule(pl.LightningModule):
             self.log(f"{stage}/{name}", float(value), batch_size=batch_size)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        _require_target(batch, "training")
         output = self._reconstruct(batch)
         loss = self.loss_fn(output, batch["target"], batch["max_value"])
         self.log("train/loss", loss, prog_bar=True, batch_size=output.shape[0])
@@ -130,12 +131,7 @@ class ReconModule(pl.LightningModule):
         self._log_diagnostics("train", getattr(self, "_train_batch_size", 1))
 
     def _evaluate(self, batch: dict, stage: str) -> dict:
-        if "target" not in batch:
-            raise ValueError(
-                f"{stage}: the batches have no 'target' (e.g. fastMRI test or challenge files, "
-                "which have no reconstructions): there is nothing to compare with; use "
-                "`deepinv-lab predict` to reconstruct them"
-            )
+        _require_target(batch, stage)
         output = self._reconstruct(batch)
         target, max_value = batch["target"], batch["max_value"]
         predictions = {"": output}
@@ -225,3 +221,12 @@ class ReconModule(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+
+def _require_target(batch: dict, stage: str) -> None:
+    if "target" not in batch:
+        raise ValueError(
+            f"{stage}: the batches have no 'target' (e.g. fastMRI test or challenge files, which "
+            "have no reconstructions): there is nothing to compare with; use `deepinv-lab "
+            "predict` to reconstruct them"
+        )
