@@ -29,6 +29,18 @@ from deepinv_lab.data.folders import (
 from deepinv_lab.systems.downsampling import Downsampling
 
 
+def _check_shared(arguments: dict) -> None:
+    """The checks of the arguments both DataModules have (``locals()`` of their ``__init__``)."""
+    _check_loader_args(arguments["batch_size"], arguments["num_workers"])
+    for name in ("train_size", "val_size"):
+        _check_size(arguments[name], name)
+    for name in ("patches_per_image", "val_patches_per_image"):
+        _check_size(arguments[name], name, optional=False)
+    _check_whole_images(
+        arguments["val_whole_images"], arguments["check_files"], arguments["batch_size"]
+    )
+
+
 def _check_loader_args(batch_size: int, num_workers: int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"data.batch_size must be an integer >= 1, got {batch_size!r}")
@@ -133,14 +145,9 @@ class ImageFolderDenoisingDataModule(TrainValDataModule):
         check_files: bool = True,
     ):
         super().__init__()
-        _check_loader_args(batch_size, num_workers)
-        _check_size(train_size, "train_size")
-        _check_size(val_size, "val_size")
-        _check_whole_images(val_whole_images, check_files, batch_size)
+        _check_shared(locals())
         _check_size(patch_size, "patch_size", optional=False)
         _check_size(val_patch_size, "val_patch_size")
-        _check_size(patches_per_image, "patches_per_image", optional=False)
-        _check_size(val_patches_per_image, "val_patches_per_image", optional=False)
         try:
             _check_sigma(sigma, sigma_range)
         except ValueError as error:
@@ -310,15 +317,10 @@ class PairedSRDataModule(TrainValDataModule):
         check_files: bool = True,
     ):
         super().__init__()
-        _check_loader_args(batch_size, num_workers)
-        _check_size(train_size, "train_size")
-        _check_size(val_size, "val_size")
-        _check_whole_images(val_whole_images, check_files, batch_size)
+        _check_shared(locals())
         _check_size(scale, "scale", optional=False)
         _check_size(lr_patch_size, "lr_patch_size", optional=False)
         _check_size(val_lr_patch_size, "val_lr_patch_size")
-        _check_size(patches_per_image, "patches_per_image", optional=False)
-        _check_size(val_patches_per_image, "val_patches_per_image", optional=False)
         try:
             Downsampling(scale, filter)
         except ValueError as error:

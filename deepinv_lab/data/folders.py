@@ -45,13 +45,13 @@ from torch.utils.data import Dataset
 
 from deepinv_lab.data.images import (
     DEFAULT_SIGMA,
-    LUMA_601,
     SuperResolutionCollate,
     _generator,
     _grid_crops,
     _positive_int,
     _random_crop,
     collate_denoising,
+    to_channels,
 )
 from deepinv_lab.data.samplers import item_generator
 from deepinv_lab.systems.downsampling import Downsampling
@@ -180,14 +180,7 @@ def read_image(path: str | os.PathLike, grayscale: bool = True) -> np.ndarray:
                 pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     except Exception as error:  # PIL raises many types; always name the file
         raise ValueError(f"cannot read the image file {str(path)!r}: {error}") from error
-    if pixels.ndim == 2:  # (H, W) grayscale
-        pixels = pixels[None] if grayscale else np.repeat(pixels[None], 3, axis=0)
-    else:  # (H, W, 3) RGB
-        pixels = pixels.transpose(2, 0, 1)
-        if grayscale:
-            weights = np.asarray(LUMA_601, dtype=np.float32)[:, None, None]
-            pixels = (weights * pixels).sum(0, keepdims=True)
-    return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
+    return to_channels(pixels, grayscale)
 
 
 def _listing(names: Sequence[str]) -> str:

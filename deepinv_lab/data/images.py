@@ -104,6 +104,14 @@ def _load_image(name: str, grayscale: bool) -> np.ndarray:
         if image.mode not in ("L", "RGB"):
             raise ValueError(f"{path}: expected an 8-bit grayscale or RGB image, got {image.mode}")
         pixels = np.asarray(image, dtype=np.float32) / 255.0
+    pixels = to_channels(pixels, grayscale)
+    pixels.setflags(write=False)  # shared by every caller through the cache
+    return pixels
+
+
+def to_channels(pixels: np.ndarray, grayscale: bool) -> np.ndarray:
+    """``(H, W)`` gray or ``(H, W, 3)`` RGB values in [0, 1] -> float32 ``(C, H, W)``, clipped to
+    [0, 1]: BT.601 luma ``(1, H, W)`` if ``grayscale``, else RGB ``(3, H, W)`` (gray repeated)."""
     if pixels.ndim == 2:  # (H, W) grayscale
         pixels = pixels[None] if grayscale else np.repeat(pixels[None], 3, axis=0)
     else:  # (H, W, 3) RGB
@@ -111,9 +119,7 @@ def _load_image(name: str, grayscale: bool) -> np.ndarray:
         if grayscale:
             weights = np.asarray(LUMA_601, dtype=np.float32)[:, None, None]
             pixels = (weights * pixels).sum(0, keepdims=True)
-    pixels = np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
-    pixels.setflags(write=False)  # shared by every caller through the cache
-    return pixels
+    return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
 
 
 def load_builtin_images(split: str, grayscale: bool = True) -> list[np.ndarray]:

@@ -198,68 +198,6 @@ class MultiCoilMRI(Composition):
         return cls(maps, mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
 
 
-class SingleCoilMRI(Composition):
-    """Single-coil Cartesian MRI ``A = M F`` (mask after the centered orthonormal FFT).
-
-    Args:
-        mask: real 0/1 mask of shape ``(B, 1, H, W)`` (2D patterns, e.g.
-            :func:`~deepinv_lab.systems.sampling.poisson_disc_mask`) or ``(B, 1, 1, W)``
-            (fastMRI column masks); a leading 1 broadcasts over the batch.
-
-    Shapes: ``forward``: ``(B, 1, H, W)`` complex image -> ``(B, 1, H, W)`` masked k-space;
-    ``adjoint``: the reverse (the zero-filled image). ``A^H A = F^H M F`` is a projection for a
-    0/1 mask, and the identity when every location is sampled.
-    """
-
-    def __init__(self, mask: torch.Tensor):
-        if mask.is_complex() or mask.ndim != 4 or mask.shape[1] != 1:
-            raise ValueError(
-                "SingleCoilMRI expects a real mask of shape (B, 1, H, W) or (B, 1, 1, W), got "
-                f"dtype {mask.dtype} with shape {tuple(mask.shape)}"
-            )
-        super().__init__([KSpaceMask(mask), FFT2()])
-
-    @property
-    def mask(self) -> torch.Tensor:
-        return self.systems[0].mask
-
-    @property
-    def sampling(self) -> KSpaceMask:
-        return self.systems[0]
-
-    def _check(self, t: torch.Tensor, what: str) -> None:
-        mask_shape = tuple(self.mask.shape)
-        if not t.is_complex():
-            raise ValueError(
-                f"SingleCoilMRI: expected a complex {what} of shape (B, 1, H, W), got dtype "
-                f"{t.dtype} with shape {tuple(t.shape)}; convert 2-channel real data with "
-                "deepinv_lab.functional.channels_to_complex first"
-            )
-        try:
-            fits = t.ndim == 4 and t.shape[1] == 1
-            fits = fits and torch.broadcast_shapes(mask_shape, t.shape) == t.shape
-        except RuntimeError:
-            fits = False
-        if not fits:
-            raise ValueError(
-                f"SingleCoilMRI: {what} of shape {tuple(t.shape)} does not fit the mask of shape "
-                f"{mask_shape}; expected (B, 1, H, W) that the mask broadcasts against"
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x, "image")
-        return super().forward(x)
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        self._check(y, "k-space")
-        return super().adjoint(y)
-
-    @classmethod
-    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
-        mask = (torch.rand(batch_size, 1, 8, 7) > 0.5).to(real_dtype(dtype))
-        return cls(mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
-
-
 class MultiCoilFourier(Composition):
     """Coil-by-coil Cartesian MRI without coil maps, ``A = M F``, for raw multicoil k-space.
 
@@ -300,7 +238,7 @@ class MultiCoilFourier(Composition):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x, "coil images")
+        self._check(x, "image")
         return super().forward(x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
@@ -311,3 +249,49 @@ class MultiCoilFourier(Composition):
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         mask = (torch.rand(batch_size, 1, 1, 7) > 0.5).to(real_dtype(dtype))
         return cls(mask), torch.randn(batch_size, 3, 8, 7, dtype=dtype)
+
+
+class SingleCoilMRI(MultiCoilFourier):
+    """Single-coil Cartesian MRI ``A = M F`` (mask after the centered orthonormal FFT).
+
+    Args:
+        mask: real 0/1 mask of shape ``(B, 1, H, W)`` (2D patterns, e.g.
+            :func:`~deepinv_lab.systems.sampling.poisson_disc_mask`) or ``(B, 1, 1, W)``
+            (fastMRI column masks); a leading 1 broadcasts over the batch.
+
+    Shapes: ``forward``: ``(B, 1, H, W)`` complex image -> ``(B, 1, H, W)`` masked k-space;
+    ``adjoint``: the reverse (the zero-filled image). ``A^H A = F^H M F`` is a projection for a
+    0/1 mask, and the identity when every location is sampled.
+    """
+
+    def __init__(self, mask: torch.Tensor):
+        if mask.is_complex() or mask.ndim != 4 or mask.shape[1] != 1:
+            raise ValueError(
+                "SingleCoilMRI expects a real mask of shape (B, 1, H, W) or (B, 1, 1, W), got "
+                f"dtype {mask.dtype} with shape {tuple(mask.shape)}"
+            )
+        super().__init__(mask)
+
+    def _check(self, t: torch.Tensor, what: str) -> None:
+        mask_shape = tuple(self.mask.shape)
+        if not t.is_complex():
+            raise ValueError(
+                f"SingleCoilMRI: expected a complex {what} of shape (B, 1, H, W), got dtype "
+                f"{t.dtype} with shape {tuple(t.shape)}; convert 2-channel real data with "
+                "deepinv_lab.functional.channels_to_complex first"
+            )
+        try:
+            fits = t.ndim == 4 and t.shape[1] == 1
+            fits = fits and torch.broadcast_shapes(mask_shape, t.shape) == t.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"SingleCoilMRI: {what} of shape {tuple(t.shape)} does not fit the mask of shape "
+                f"{mask_shape}; expected (B, 1, H, W) that the mask broadcasts against"
+            )
+
+    @classmethod
+    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        mask = (torch.rand(batch_size, 1, 8, 7) > 0.5).to(real_dtype(dtype))
+        return cls(mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
