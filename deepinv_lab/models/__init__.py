@@ -8,6 +8,7 @@ from deepinv_lab.models.sensitivity import SensitivityModel
 from deepinv_lab.models.spectral import spectral_normalize
 from deepinv_lab.models.srgan import SRGANDiscriminator, SRGANGenerator
 from deepinv_lab.models.unet import BiasFreeUnet, NormUnet, Unet
+from deepinv_lab.models.vgg import VGG19Features
 from deepinv_lab.models.wrappers import ComplexWrapper, NormalizedComplexWrapper, SelfEnsemble
 
 __all__ = [
@@ -27,5 +28,6 @@ __all__ = [
     "SelfEnsemble",
     "SensitivityModel",
     "Unet",
+    "VGG19Features",
     "spectral_normalize",
 ]
