@@ -16,6 +16,7 @@ _DATAMODULES = {
     "SimulatedBrainMRIDataModule": "deepinv_lab.data.datamodule",
     "BuiltinDenoisingDataModule": "deepinv_lab.data.image_datamodules",
     "BuiltinSuperResolutionDataModule": "deepinv_lab.data.image_datamodules",
+    "BuiltinMicroCTDataModule": "deepinv_lab.data.image_datamodules",
     "FastMRIDataModule": "deepinv_lab.data.fastmri_datamodule",
     "ImageFolderDenoisingDataModule": "deepinv_lab.data.folder_datamodules",
     "PairedSRDataModule": "deepinv_lab.data.folder_datamodules",

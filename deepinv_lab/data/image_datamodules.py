@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from deepinv_lab.data.datamodule import TrainValDataModule
 from deepinv_lab.data.images import BuiltinDenoising, BuiltinSuperResolution
+from deepinv_lab.data.microct import BuiltinMicroCT
 
 
 class _BuiltinImageDataModule(TrainValDataModule):
@@ -97,6 +98,8 @@ class BuiltinSuperResolutionDataModule(_BuiltinImageDataModule):
     the test and predict set.
     """
 
+    dataset_class = BuiltinSuperResolution
+
     def __init__(
         self,
         batch_size: int = 8,
@@ -111,10 +114,21 @@ class BuiltinSuperResolutionDataModule(_BuiltinImageDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_size = train_size
-        self.train_set = BuiltinSuperResolution(
+        dataset = self.dataset_class
+        self.train_set = dataset(
             "train", patches_per_image=patches_per_image, num_patches=train_size, **dataset_args
         )
-        self.val_set = BuiltinSuperResolution(
-            "val", patches_per_image=val_patches_per_image, **dataset_args
-        )
+        self.val_set = dataset("val", patches_per_image=val_patches_per_image, **dataset_args)
         self.collate_fn = self.train_set.collate_fn
+
+
+class BuiltinMicroCTDataModule(BuiltinSuperResolutionDataModule):
+    """x4 super-resolution of a real granular texture, the built-in stand-in for rock micro-CT
+    (:class:`~deepinv_lab.data.microct.BuiltinMicroCT`; training and validation crops from
+    separate rows of one photograph).
+
+    Args: those of :class:`BuiltinSuperResolutionDataModule`; ``train_size`` is a fixed pool of
+    distinct training crops. Validation ``patch_size`` must be at most 128 (the validation rows).
+    """
+
+    dataset_class = BuiltinMicroCT

@@ -239,6 +239,9 @@ class _BuiltinPatches(Dataset):
     Subclasses turn a clean patch ``(C, P, P)`` and a generator into an item (:meth:`_item`).
     """
 
+    #: ``patches_per_image`` of each split when none is given.
+    default_patches_per_image: dict[str, int] = DEFAULT_PATCHES_PER_IMAGE
+
     def __init__(
         self,
         split: str,
@@ -264,8 +267,7 @@ class _BuiltinPatches(Dataset):
                     f"give either num_patches ({num_patches}, a fixed pool of crops) or "
                     f"patches_per_image ({patches_per_image}, fresh crops per epoch), not both"
                 )
-        self.images = load_builtin_images(split, grayscale)
-        names = BUILTIN_IMAGES[split]
+        names, self.images = self._source(split, bool(grayscale))
         smallest = min(range(len(names)), key=lambda i: min(self.images[i].shape[1:]))
         limit = min(self.images[smallest].shape[1:])
         if patch_size > limit:
@@ -277,9 +279,8 @@ class _BuiltinPatches(Dataset):
         self.split = split
         self.patch_size = patch_size
         self.grayscale = bool(grayscale)
-        self.patches_per_image = (
-            DEFAULT_PATCHES_PER_IMAGE[split] if patches_per_image is None else patches_per_image
-        )
+        defaults = self.default_patches_per_image
+        self.patches_per_image = defaults[split] if patches_per_image is None else patches_per_image
         self.num_patches = num_patches
         self.seed = int(seed)
         # Fixed crops (image index, top, left): the validation grid or the training pool.
@@ -296,6 +297,10 @@ class _BuiltinPatches(Dataset):
             for j in range(num_patches):
                 i = j % len(self.images)
                 self.crops.append((i, *_random_crop(self.images[i].shape, patch_size, generator)))
+
+    def _source(self, split: str, grayscale: bool) -> tuple[tuple[str, ...], list[np.ndarray]]:
+        """The names and ``(C, H, W)`` arrays of the split's images (subclasses choose others)."""
+        return BUILTIN_IMAGES[split], load_builtin_images(split, grayscale)
 
     @property
     def channels(self) -> int:
