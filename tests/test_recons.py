@@ -230,3 +230,28 @@ def test_refinement_freezes_and_loads_its_first_stage(tmp_path):
         Refinement(wider, rcan, recon_checkpoint=str(checkpoint))
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         Refinement(_tiny_varnet(), rcan, recon_checkpoint=str(tmp_path / "nope.ckpt"))
+
+
+def test_super_resolution_self_ensemble_outside_training():
+    from deepinv_lab.models import RCAN
+    from deepinv_lab.models.wrappers import SelfEnsemble
+    from deepinv_lab.recons import SuperResolution
+    from deepinv_lab.systems.downsampling import Downsampling
+
+    torch.manual_seed(0)
+    network = RCAN(1, 1, chans=8, num_groups=1, num_blocks=1, reduction=4, scale=2)
+    recon = SuperResolution(network, residual=True, self_ensemble="x8")
+    system, y = Downsampling(2), torch.rand(2, 1, 8, 8)
+    plain = SuperResolution(network, residual=True)
+    recon.train()
+    torch.testing.assert_close(recon(y, system), plain(y, system))  # training: no ensemble
+    recon.eval()
+    with torch.no_grad():
+        expected = SelfEnsemble(plain, "x8")(y, system)
+        torch.testing.assert_close(recon(y, system), expected)
+        # the ensemble is equivariant to the transforms it averages over
+        torch.testing.assert_close(recon(y.flip(-1), system), recon(y, system).flip(-1))
+        rotated = recon(torch.rot90(y, 1, (-2, -1)), system)
+        torch.testing.assert_close(rotated, torch.rot90(recon(y, system), 1, (-2, -1)))
+    with pytest.raises(ValueError, match="self_ensemble"):
+        SuperResolution(network, self_ensemble="x4")

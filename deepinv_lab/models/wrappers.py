@@ -3,6 +3,7 @@ over flips and rotations (self-ensemble)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -82,6 +83,22 @@ def _dihedral_inverse(x: torch.Tensor, rotations: int, flip: bool) -> torch.Tens
     return x.flip(-1) if flip else x
 
 
+def self_ensemble(
+    fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: Any, mode: str = "x8", **kwargs: Any
+) -> torch.Tensor:
+    """``(1/|G|) sum_{T in G} T^{-1} fn(T x, *args, **kwargs)`` over the flips (``"x2"``) or the
+    8 flips/rotations (``"x8"``) of ``x``'s last two dimensions (see :class:`SelfEnsemble`)."""
+    if mode not in ("x2", "x8"):
+        raise ValueError(f"self-ensemble mode must be 'x2' or 'x8', got {mode!r}")
+    rotations = (0,) if mode == "x2" else (0, 1, 2, 3)
+    total = None
+    for k in rotations:
+        for flip in (False, True):
+            out = _dihedral_inverse(fn(_dihedral(x, k, flip), *args, **kwargs), k, flip)
+            total = out if total is None else total + out
+    return total / (2 * len(rotations))
+
+
 class SelfEnsemble(Model):
     """Averages a model over flips and 90-degree rotations (geometric self-ensemble).
 
@@ -118,12 +135,7 @@ class SelfEnsemble(Model):
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """``model``'s output averaged over the transforms of ``x``."""
-        total = None
-        for rotations, flip in self.transforms:
-            out = self.model(_dihedral(x, rotations, flip), *args, **kwargs)
-            out = _dihedral_inverse(out, rotations, flip)
-            total = out if total is None else total + out
-        return total / len(self.transforms)
+        return self_ensemble(self.model, x, *args, mode=self.mode, **kwargs)
 
     @classmethod
     def example(cls) -> tuple[SelfEnsemble, torch.Tensor]:

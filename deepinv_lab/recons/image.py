@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from deepinv_lab.functional import upsample_bicubic
+from deepinv_lab.models.wrappers import self_ensemble
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.recons.zero_filled import ZeroFilled
 from deepinv_lab.systems.base import System
@@ -80,6 +81,10 @@ class SuperResolution(Recon):
         residual: add the bicubic image to the network output (needs ``upsample_input`` or a
             network whose output has the high-resolution size).
         scale: the factor; ``None`` takes the System's ``factor``.
+        self_ensemble: ``"x8"`` (or ``"x2"``) averages, outside training (validation, test,
+            predict), the reconstructions of the 8 flips/rotations of ``y``, each transformed
+            back (EDSR/RCAN's geometric self-ensemble, 8x the cost); ``None`` for none. For test
+            time only: ``deepinv-lab test ... --model.init_args.recon.init_args.self_ensemble x8``.
     """
 
     def __init__(
@@ -88,14 +93,25 @@ class SuperResolution(Recon):
         upsample_input: bool = False,
         residual: bool = False,
         scale: int | None = None,
+        self_ensemble: str | None = None,
     ):
         super().__init__()
+        if self_ensemble not in (None, "x2", "x8"):
+            raise ValueError(
+                f"SuperResolution: self_ensemble must be null, 'x2' or 'x8', got {self_ensemble!r}"
+            )
         self.model = model
         self.upsample_input = upsample_input
         self.residual = residual
         self.scale = scale
+        self.self_ensemble = self_ensemble
 
     def forward(self, y: torch.Tensor, system: System | None = None) -> torch.Tensor:
+        if self.self_ensemble is not None and not self.training:
+            return self_ensemble(self._reconstruct, y, system, mode=self.self_ensemble)
+        return self._reconstruct(y, system)
+
+    def _reconstruct(self, y: torch.Tensor, system: System | None) -> torch.Tensor:
         if not (self.upsample_input or self.residual):
             return self.model(y)
         upsampled = upsample_bicubic(y, _scale_of(system, self.scale, type(self).__name__))
