@@ -98,7 +98,38 @@ class BuiltinSuperResolutionDataModule(_BuiltinImageDataModule):
     the test and predict set.
     """
 
-    dataset_class = BuiltinSuperResolution
+    def __init__(
+        self,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        train_size: int | None = None,
+        patches_per_image: int | None = None,
+        val_patches_per_image: int | None = None,
+        **dataset_args,
+    ):
+        super().__init__()
+        self._check(batch_size, train_size, patches_per_image)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.train_size = train_size
+        # Explicit constructor calls: jsonargparse reads the accepted **dataset_args from them.
+        self.train_set = BuiltinSuperResolution(
+            "train", patches_per_image=patches_per_image, num_patches=train_size, **dataset_args
+        )
+        self.val_set = BuiltinSuperResolution(
+            "val", patches_per_image=val_patches_per_image, **dataset_args
+        )
+        self.collate_fn = self.train_set.collate_fn
+
+
+class BuiltinMicroCTDataModule(_BuiltinImageDataModule):
+    """x4 super-resolution of a real granular texture, the built-in stand-in for rock micro-CT
+    (:class:`~deepinv_lab.data.microct.BuiltinMicroCT`; training and validation crops from
+    separate rows of one photograph).
+
+    Args: those of :class:`BuiltinSuperResolutionDataModule`; ``train_size`` is a fixed pool of
+    distinct training crops. Validation ``patch_size`` must be at most 128 (the validation rows).
+    """
 
     def __init__(
         self,
@@ -114,21 +145,10 @@ class BuiltinSuperResolutionDataModule(_BuiltinImageDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_size = train_size
-        dataset = self.dataset_class
-        self.train_set = dataset(
+        self.train_set = BuiltinMicroCT(
             "train", patches_per_image=patches_per_image, num_patches=train_size, **dataset_args
         )
-        self.val_set = dataset("val", patches_per_image=val_patches_per_image, **dataset_args)
+        self.val_set = BuiltinMicroCT(
+            "val", patches_per_image=val_patches_per_image, **dataset_args
+        )
         self.collate_fn = self.train_set.collate_fn
-
-
-class BuiltinMicroCTDataModule(BuiltinSuperResolutionDataModule):
-    """x4 super-resolution of a real granular texture, the built-in stand-in for rock micro-CT
-    (:class:`~deepinv_lab.data.microct.BuiltinMicroCT`; training and validation crops from
-    separate rows of one photograph).
-
-    Args: those of :class:`BuiltinSuperResolutionDataModule`; ``train_size`` is a fixed pool of
-    distinct training crops. Validation ``patch_size`` must be at most 128 (the validation rows).
-    """
-
-    dataset_class = BuiltinMicroCT
