@@ -46,6 +46,21 @@ TINY = {
         f"{RECON}model.init_args.num_blocks=1",
         f"{RECON}model.init_args.reduction=2",
     ],
+    "rcan_microct": TINY_IMAGES
+    + [
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_groups=1",
+        f"{RECON}model.init_args.num_blocks=1",
+        f"{RECON}model.init_args.reduction=2",
+    ],
+    "srgan_microct": TINY_IMAGES
+    + [
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_blocks=1",
+        "--model.init_args.discriminator.init_args.input_size=64",
+        "--data.init_args.patch_size=64",
+        "--model.init_args.pretrain_epochs=0",
+    ],
     "varnet_rcan": TINY_MRI
     + [
         f"{RECON}recon.init_args.{key}={value}"
