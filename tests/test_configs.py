@@ -52,6 +52,10 @@ TINY = {
         f"{RECON}model.init_args.num_groups=1",
         f"{RECON}model.init_args.num_blocks=1",
         f"{RECON}model.init_args.reduction=2",
+        # RCAN's memory options through the config
+        f"{RECON}model.init_args.checkpoint_groups=true",
+        f"{RECON}model.init_args.bottleneck=true",
+        f"{RECON}model.init_args.inplace_activations=true",
     ],
     "srgan_microct": TINY_IMAGES
     + [
@@ -99,6 +103,11 @@ def test_config_fits_two_steps(config, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "val/ssim=" in out and "val/baseline_ssim=" in out
     assert (tmp_path / name / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    if "Interpolation" in config.read_text():  # super-resolution: LR | bicubic | SR | HR grids
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(tmp_path / name / "version_0")).Reload()
+        assert any(tag.startswith("val/lr_bicubic_sr_hr/") for tag in events.Tags()["images"])
 
 
 def test_fit_without_trainable_parameters_evaluates_the_baseline(tmp_path, capsys):

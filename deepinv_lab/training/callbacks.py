@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -22,7 +23,9 @@ class ImageGridLogger(pl.Callback):
     """Logs ``target | baseline | reconstruction | 5 x |error|`` of ``num_images`` validation
     samples, spread evenly over the validation set, at every validation epoch (TensorBoard's
     IMAGES tab, tag ``val/target_baseline_recon_error/<batch index>``; without a baseline
-    ``val/target_recon_error/<batch index>``).
+    ``val/target_recon_error/<batch index>``). For super-resolution (an image input smaller than
+    the target, with a baseline) the panels are ``LR | bicubic | SR | HR``
+    (``val/lr_bicubic_sr_hr/<batch index>``), the LR image enlarged by pixel repetition.
 
     Expects ``validation_step`` to return a dict with ``output``, ``baseline`` (or ``None``) and
     ``target`` ``(B, C, H, W)`` and ``max_value`` ``(B,)``; the first sample of each chosen batch
@@ -60,16 +63,21 @@ class ImageGridLogger(pl.Callback):
         if batch_idx not in self._chosen_batches(trainer, dataloader_idx):
             return
         target, output = outputs["target"][0], outputs["output"][0]
-        error = self.error_gain * (output - target).abs()
-        if outputs.get("baseline") is not None:
-            panels, tag = [target, outputs["baseline"][0], output, error], "target_baseline_recon"
+        measured = outputs.get("input")
+        baseline = outputs.get("baseline")
+        if measured is not None and measured.shape[-1] < target.shape[-1] and baseline is not None:
+            # super-resolution: LR (nearest-neighbour enlarged) | bicubic | SR | HR
+            low = F.interpolate(measured[:1].float(), size=tuple(target.shape[-2:]), mode="nearest")
+            panels, tag = [low[0], baseline[0], output, target], "lr_bicubic_sr_hr"
         else:
-            panels, tag = [target, output, error], "target_recon"
+            error = self.error_gain * (output - target).abs()
+            if baseline is not None:
+                panels, tag = [target, baseline[0], output, error], "target_baseline_recon_error"
+            else:
+                panels, tag = [target, output, error], "target_recon_error"
         grid = image_grid(panels, outputs["max_value"][0])
         for logger in loggers:
-            logger.experiment.add_image(
-                f"val/{tag}_error/{batch_idx}", grid.cpu(), trainer.global_step
-            )
+            logger.experiment.add_image(f"val/{tag}/{batch_idx}", grid.cpu(), trainer.global_step)
 
 
 class ReconstructionWriter(BasePredictionWriter):

@@ -150,12 +150,15 @@ class ReconModule(pl.LightningModule):
                 prediction, target, max_value, volume_id, None if volume_id is None else slice_num
             )
         baseline = predictions.get("baseline_")
+        measurement = batch["y"]
         return {
             "output": output.detach(),
             "baseline": None if baseline is None else baseline.detach(),
             "target": target,
             "max_value": max_value,
             "loss": loss.detach(),
+            # an image measurement (noisy or low-resolution) is shown in the image grids
+            "input": measurement if _is_image_like(measurement, target) else None,
         }
 
     def _log_volume_metrics(self, stage: str) -> dict[str, list[dict]]:
@@ -230,3 +233,13 @@ def _require_target(batch: dict, stage: str) -> None:
             "have no reconstructions): there is nothing to compare with; use `deepinv-lab "
             "predict` to reconstruct them"
         )
+
+
+def _is_image_like(y: torch.Tensor, target: torch.Tensor) -> bool:
+    """True when ``y`` is a real image batch with the target's channels (not k-space)."""
+    return (
+        isinstance(y, torch.Tensor)
+        and not y.is_complex()
+        and y.ndim == 4
+        and y.shape[:2] == target.shape[:2]
+    )
