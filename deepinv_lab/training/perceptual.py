@@ -23,7 +23,7 @@ from deepinv_lab.models.vgg import IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_URL,
 MISSING_WEIGHTS = (
     "VGGPerceptualLoss needs the ImageNet weights of VGG19 in torchvision's layout, and nothing "
     "is downloaded at run time. On a machine with internet, download {url} (torchvision's "
-    "vgg19-dcbb9e9d.pth, 548 MB; or save torchvision.models.vgg19(weights='IMAGENET1K_V1')"
+    "vgg19-dcbb9e9d.pth; or save torchvision.models.vgg19(weights='IMAGENET1K_V1')"
     ".state_dict() with torch.save), copy it here and give its path as weights, e.g. "
     "--model.init_args.perceptual_loss.init_args.weights /path/vgg19-dcbb9e9d.pth"
 )
