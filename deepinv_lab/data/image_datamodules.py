@@ -20,6 +20,19 @@ from deepinv_lab.data.microct import BuiltinMicroCT
 class _BuiltinImageDataModule(TrainValDataModule):
     """The argument checks shared by the built-in image DataModules."""
 
+    def _configure(
+        self,
+        batch_size: int,
+        num_workers: int,
+        train_size: int | None,
+        patches_per_image: int | None,
+    ) -> None:
+        """Check the loader arguments and keep them."""
+        self._check(batch_size, train_size, patches_per_image)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.train_size = train_size
+
     def _check(
         self, batch_size: int, train_size: int | None, patches_per_image: int | None
     ) -> None:
@@ -69,10 +82,7 @@ class BuiltinDenoisingDataModule(_BuiltinImageDataModule):
         **dataset_args,
     ):
         super().__init__()
-        self._check(batch_size, train_size, patches_per_image)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.train_size = train_size
+        self._configure(batch_size, num_workers, train_size, patches_per_image)
         # Built now so that bad arguments fail at start-up, not after the first epoch.
         self.train_set = BuiltinDenoising(
             "train", patches_per_image=patches_per_image, num_patches=train_size, **dataset_args
@@ -108,10 +118,7 @@ class BuiltinSuperResolutionDataModule(_BuiltinImageDataModule):
         **dataset_args,
     ):
         super().__init__()
-        self._check(batch_size, train_size, patches_per_image)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.train_size = train_size
+        self._configure(batch_size, num_workers, train_size, patches_per_image)
         # Explicit constructor calls: jsonargparse reads the accepted **dataset_args from them.
         self.train_set = BuiltinSuperResolution(
             "train", patches_per_image=patches_per_image, num_patches=train_size, **dataset_args
@@ -141,10 +148,7 @@ class BuiltinMicroCTDataModule(_BuiltinImageDataModule):
         **dataset_args,
     ):
         super().__init__()
-        self._check(batch_size, train_size, patches_per_image)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.train_size = train_size
+        self._configure(batch_size, num_workers, train_size, patches_per_image)
         self.train_set = BuiltinMicroCT(
             "train", patches_per_image=patches_per_image, num_patches=train_size, **dataset_args
         )
