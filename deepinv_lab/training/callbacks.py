@@ -335,10 +335,13 @@ class EMA(pl.Callback):
         self._ensure(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self._ensure(pl_module)
+        # on_fit_start created the average on the module's device (after any checkpoint restore)
+        state = self._state(pl_module)
+        if self.average is None:
+            self.average = {k: v.detach().clone() for k, v in state.items()}
         decay = self.decay if trainer.global_step > self.start_step else 0.0
         with torch.no_grad():
-            for name, value in self._state(pl_module).items():
+            for name, value in state.items():
                 self.average[name].lerp_(value.detach(), 1 - decay)
 
     def _swap_in(self, pl_module: pl.LightningModule) -> None:
