@@ -31,6 +31,8 @@ setup(
         "pillow>=9",
         # fastMRI HDF5 files (data/fastmri.py) and fastMRI-format predictions.
         "h5py>=3.8",
+        # Scaling-law plots (deepinv-lab scaling).
+        "matplotlib>=3.7",
     ],
     extras_require={
         # fastmri (reference code for parity tests) is installed apart with --no-deps: README.

@@ -12,17 +12,21 @@ Lightning is imported only when a Lightning subcommand runs, so ``deepinv-lab --
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
+from deepinv_lab.config_errors import condense_parser_error
+
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+GRID_SUBCOMMANDS = ("grid", "collect", "scaling")
 DEFAULT_DATA = "deepinv_lab.data.datamodule.SimulatedBrainMRIDataModule"
 DEBUG_ENV = "DEEPINV_LAB_DEBUG"
 DEFAULT_CHECKPOINT_STEPS = 1000
 
 USAGE = """usage: deepinv-lab {fit,validate,test,predict} --config CONFIG.json [--key value ...]
+       deepinv-lab grid --config CONFIG.json --grid GRID.json [--out DIR] [--dry-run] [--index I]
+       deepinv-lab {collect,scaling} DIR
 
 Deep-learning inverse problems in imaging, driven by JSON configs.
 
@@ -31,6 +35,9 @@ commands:
   validate   evaluate on the validation set
   test       evaluate on the test set
   predict    run the Recon on the prediction set
+  grid       one run per point of a grid of config values (sequential, per GPU, or SLURM array)
+  collect    the table of a grid's runs: hyperparameters, validation and test metrics (CSV)
+  scaling    metric vs training-set size per network size, power-law fits (PNG)
 
 Run `deepinv-lab fit --help` for every option, `deepinv-lab fit --config X.json --print_config`
 to see a config fully resolved. Set DEEPINV_LAB_DEBUG=1 to see tracebacks of errors.
@@ -41,37 +48,23 @@ class UserError(Exception):
     """An error in what the user gave (config, file, shapes): reported in one line."""
 
 
-_NOISE = ("Does not validate against any of the", "Subtypes", "Errors", "Given value", "Expected a")
+class _ParserReady(Exception):  # noqa: N818 - a signal carrying the parser, not an error
+    def __init__(self, parser) -> None:
+        super().__init__("parser ready")
+        self.parser = parser
 
 
-def _first_line_error(message: str) -> str:
-    """Condense jsonargparse's nested, multi-line messages into one line that names the key.
-
-    ``Parser key "model": ... Parser key "recon": Problem with given class_path 'X': Option 'y'
-    is not accepted`` becomes ``model.recon (X): Option 'y' is not accepted``.
-    """
-    message = str(message)
-    keys = re.findall(r'Parser key "([^"]+)"', message)
-    lines = []
-    for line in message.splitlines():
-        line = re.sub(r'Parser key "[^"]+":?', "", line).strip(" -:;")
-        if line and not line.startswith(_NOISE):
-            lines.append(line)
-    class_paths = [m for line in lines for m in re.findall(r"class_path '([^']+)'", line)]
-    details = [line for line in lines if not line.startswith("Problem with given class_path")]
-    if not details:  # nothing but noise: fall back to the rejected value and the expected types
-        noise = message.splitlines()
-        details = [line for line in noise if "Given value" in line][-1:]
-        details += [line for line in noise if "Subtypes" in line][-1:]
-        class_paths = []
-    where = ".".join(keys)
-    if class_paths:
-        where = f"{where} ({class_paths[-1]})" if where else class_paths[-1]
-    text = "; ".join(dict.fromkeys(line.strip() for line in details))
-    return (f"{where}: {text}" if where else text)[:800]
+def config_parser():
+    """The parser of ``deepinv-lab fit|validate|test|predict``, without running anything: what
+    the grid uses to resolve and check each run's config exactly as ``fit`` would."""
+    try:
+        _build_cli(["fit"], parse_only=True)
+    except _ParserReady as ready:
+        return ready.parser
+    raise RuntimeError("LightningCLI did not reach parse_arguments")
 
 
-def _build_cli(args: list[str] | None):
+def _build_cli(args: list[str] | None, parse_only: bool = False):
     import warnings
 
     # Lightning 2.6 on torch >= 2.10 warns about its own pytree use at every step: not actionable.
@@ -91,6 +84,11 @@ def _build_cli(args: list[str] | None):
     from deepinv_lab.training.module import ReconModule
 
     class DeepInvLabCLI(LightningCLI):
+        def parse_arguments(self, parser, args) -> None:
+            if parse_only:
+                raise _ParserReady(parser)
+            super().parse_arguments(parser, args)
+
         def add_arguments_to_parser(self, parser) -> None:
             parser.set_defaults({"data": {"class_path": DEFAULT_DATA}})
             parser.add_argument(
@@ -284,10 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
+    if args[0] in GRID_SUBCOMMANDS:
+        return _run_grid(args)
     if args[0] not in LIGHTNING_SUBCOMMANDS:
         print(
             f"deepinv-lab: error: unknown command {args[0]!r}; choose from "
-            f"{', '.join(LIGHTNING_SUBCOMMANDS)}",
+            f"{', '.join(LIGHTNING_SUBCOMMANDS + GRID_SUBCOMMANDS)}",
             file=sys.stderr,
         )
         return 2
@@ -321,12 +321,32 @@ def _run(args: list[str], cli_args: list[str] | None) -> int:
         if not isinstance(error, user_errors):
             raise
         print(
-            f"deepinv-lab: error: {_first_line_error(str(error))}"
+            f"deepinv-lab: error: {condense_parser_error(str(error))}"
             f"  (set {DEBUG_ENV}=1 for a traceback)",
             file=sys.stderr,
         )
         return 2
     return 0
+
+
+def _run_grid(args: list[str]) -> int:
+    """``grid``, ``collect``, ``scaling``: bad grids and tables become one line and exit code 2."""
+    from deepinv_lab.grid import commands
+
+    command = args[0]
+    try:
+        if command == "grid":
+            return commands.grid_command(args[1:], config_parser)
+        if command == "collect":
+            return commands.collect_command(args[1:])
+        return commands.scaling_command(args[1:])
+    except SystemExit as exit_:  # argparse printed the problem (or --help)
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    except (ValueError, FileNotFoundError) as error:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"deepinv-lab {command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
