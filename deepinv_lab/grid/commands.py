@@ -150,7 +150,7 @@ def scaling_command(args: list[str]) -> int:
     options = parser.parse_args(args)
     results = collect(options.directory)
     rows, varied = results.rows, results.varied
-    size_key = options.size_key or _size_key(varied)
+    size_key = options.size_key or _size_key(results.keys)
     groups = (
         options.group_key
         if options.group_key is not None
@@ -234,6 +234,7 @@ def _write_slurm(out: Path, options, spec: GridSpec) -> int:
     script = slurm_script(
         Path(options.grid).stem, numbers, command, out, Path.cwd(), options.slurm_option
     )
+    (out / "slurm").mkdir(exist_ok=True)
     path = out / "grid.sbatch"
     path.write_text(script)
     print(f"SLURM job array of {len(numbers)} tasks: {path}")

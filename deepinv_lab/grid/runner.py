@@ -149,6 +149,9 @@ class GridRunner:
         if checkpoint is not None:
             command += ["--ckpt_path", str(checkpoint)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if not _has_progress_bar(run.saved_config() or {}):
+            # the log is a file: the progress bar's carriage returns would fill it, not help
+            command.append("--trainer.enable_progress_bar=false")
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
             command.append("--trainer.devices=1")
@@ -187,6 +190,13 @@ class GridRunner:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _has_progress_bar(config: dict) -> bool:
+    """Whether the config asks for a progress bar of its own (then it must stay enabled)."""
+    callbacks = config.get("trainer", {}).get("callbacks") or []
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    return any("ProgressBar" in str(c.get("class_path", "")) for c in callbacks if c)
 
 
 def last_error(log: Path) -> str:

@@ -379,7 +379,7 @@ def plot_scaling(
             fitted_gap,
             "--",
             color=colour,
-            label=f"{curve.label}: α={curve.fit.alpha:.2f}, β={curve.fit.beta:.3g}",
+            label=f"{curve.label}: α={curve.fit.alpha:.3f}, β={curve.fit.beta:.3g}",
         )
 
     ax_metric.set_xscale("log")

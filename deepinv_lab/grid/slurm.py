@@ -28,7 +28,8 @@ def slurm_script(
         job_name: SLURM's ``--job-name``.
         numbers: the points' numbers (the array's task ids).
         command: the grid command without ``--index`` (the task id is appended).
-        out: the grid's directory; task output goes to ``out/slurm/``.
+        out: the grid's directory; task output goes to ``out/slurm/``, which must exist before
+            the job starts (SLURM opens the output file before the script runs).
         workdir: where the tasks run (relative paths of the configs resolve from there).
         options: extra sbatch options (``--partition=gpu``, ``--time=24:00:00``); one given here
             replaces a default of the same name (``--gres=gpu:a100:1``).
@@ -48,7 +49,6 @@ def slurm_script(
     lines = ["#!/bin/bash", *(f"#SBATCH {option}" for option in header), ""]
     lines += [
         "# One grid point per array task; resubmitting skips completed points.",
-        f"mkdir -p {shlex.quote(str(out / 'slurm'))}",
         "srun " + shlex.join(command) + ' --index "$SLURM_ARRAY_TASK_ID"',
         "",
     ]
