@@ -117,9 +117,8 @@ def test_grid_runs_records_failures_skips_completed_and_resumes(base, tmp_path, 
 
     # interrupted runs: one during test (its fit is kept), one during fit (resumes from last)
     for name, done in ((names[0], ["fit"]), (names[2], [])):
-        (out / name / "status.json").write_text(
-            json.dumps({**status(out, name), "status": "running", "pid": 2**22 + 1, "stages_done": done})
-        )  # fmt: skip
+        dead = {"status": "running", "pid": 2**22 + 1, "stages_done": done}  # no such process
+        (out / name / "status.json").write_text(json.dumps({**status(out, name), **dead}))
     assert {row["name"]: row["status"] for row in collect(out).rows}[names[2]] == "interrupted"
     fit_log = (out / names[0] / "fit.log").read_text()
     assert main([*args, "--index", "1"]) == 0
@@ -194,3 +193,19 @@ def test_example_grids_resolve(grid, capsys):
     base = grid.with_name(grid.name.replace(".grid.json", ".json"))
     assert main(["grid", "--config", str(base), "--grid", str(grid), "--dry-run"]) == 0
     assert "[pending]" in capsys.readouterr().out
+
+
+def test_an_unfinished_run_of_another_config_is_not_resumed(tmp_path, capsys):
+    from deepinv_lab.grid.commands import _check_existing
+    from deepinv_lab.grid.rundir import RunDirectory
+    from deepinv_lab.grid.spec import Point
+
+    run = RunDirectory(tmp_path, "E001_t4")
+    config = {"trainer": {"max_steps": 2, "logger": "a"}, "data": {"x": 1}}
+    run.start(Point(1, "E001_t4", {SIZE: 4}), config)
+    _check_existing(run, {**config, "trainer": {"max_steps": 2, "logger": "b"}})  # same run
+    with pytest.raises(ValueError, match="holds an unfinished run of a different config"):
+        _check_existing(run, {**config, "data": {"x": 2}})
+    run.write_status(stages_done=["fit"])
+    _check_existing(run, {**config, "data": {"x": 2}})  # fitted: kept, with a note
+    assert "was trained with a different config" in capsys.readouterr().out

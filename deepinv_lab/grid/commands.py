@@ -182,9 +182,14 @@ def _check_existing(run: RunDirectory, config: dict) -> None:
     """A run directory left by an earlier call must hold the same run: resuming a different
     config from its checkpoints would mix two experiments."""
     saved = run.saved_config()
-    if saved is None or not needs_run(run, ("fit",)):
+    if saved is None or _without_logger(saved) == _without_logger(config):
         return
-    if _without_logger(saved) != _without_logger(config):
+    if not needs_run(run, ("fit",)):
+        print(
+            f"note: {run.name} was trained with a different config (the base config or the grid "
+            "changed since); its results are kept: delete its directory to train it again"
+        )
+    else:
         raise GridError(
             f"{run.path} holds an unfinished run of a different config (the base config or the "
             "grid changed); delete that directory or choose another --out"

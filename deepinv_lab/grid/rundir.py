@@ -58,10 +58,12 @@ class RunDirectory:
         write_json(self.path / STATUS, status)
         return status
 
-    def start(self, point: Point, config: dict) -> None:
-        """Create the directory, save the config, record the point."""
+    def start(self, point: Point, config: dict | None) -> None:
+        """Create the directory, save the config (unless None: kept as it is), record the
+        point."""
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json(self.config_path, config)
+        if config is not None:
+            write_json(self.config_path, config)
         self.write_status(
             number=point.number,
             name=point.name,

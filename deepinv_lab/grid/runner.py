@@ -110,7 +110,8 @@ class GridRunner:
         """Run the stages of one point that have not completed; returns its final state."""
         run = RunDirectory(self.out, point.name)
         resumed = run.newest_checkpoint()
-        run.start(point, config)
+        fitted = "fit" in (run.status() or {}).get("stages_done", [])
+        run.start(point, None if fitted else config)  # a fitted run keeps the config it ran
         run.write_status(status="running", started=_now(), gpu=gpu, error=None, returncode=None)
         where = f" on GPU {gpu}" if gpu is not None else ""
         resuming = f", resuming from {resumed.name}" if resumed else ""
