@@ -73,3 +73,17 @@ def test_bad_arguments_are_named():
         SimulatedBrainMRI("val", image_size=(224, 192), downsample=5)
     with pytest.raises(ValueError, match="image_size"):
         SimulatedBrainMRI("val", image_size=(300, 192))
+
+
+def test_builtin_train_size_is_a_nested_subset_spread_over_the_head():
+    from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
+
+    def slices(size):
+        module = SimulatedBrainMRIDataModule(train_size=size, image_size=(64, 64), downsample=4)
+        return [int(module.train_set[i]["slice_num"]) for i in range(len(module.train_set))]
+
+    every = slices(None)
+    small, large = slices(5), slices(45)
+    assert len(small) == 5 and len(large) == 45
+    assert set(small) <= set(large) <= set(every)  # nested: a larger set adds slices
+    assert max(small) - min(small) > len(every) // 2  # not the first slices of the head

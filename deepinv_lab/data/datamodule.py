@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from deepinv_lab.data.builtin import SimulatedBrainMRI
 from deepinv_lab.data.collate import collate_multicoil
 from deepinv_lab.data.samplers import EpochSampler, ResumableDataLoader, SeededSubset
+
+#: seeds the fixed order in which ``train_size`` takes the built-in training slices
+TRAIN_ORDER_SEED = 0
 
 
 class TrainValDataModule(pl.LightningDataModule):
@@ -84,7 +88,10 @@ class SimulatedBrainMRIDataModule(TrainValDataModule):
     Args:
         batch_size: slices per batch.
         num_workers: DataLoader worker processes (0 = load in the main process).
-        train_size: use only the first ``train_size`` training slices (None = all).
+        train_size: use only ``train_size`` training slices (None = all): the first of a fixed
+            random order of the slices, so that smaller training sets are subsets of larger
+            ones and every size spans the whole head (the first slices in anatomical order
+            would all come from its bottom).
         **dataset_args: the arguments of :class:`SimulatedBrainMRI` but ``split`` (``image_size``,
             ``downsample``, ``num_coils``, mask, noise, phase, ``seed``); configs list them under
             ``data.init_args`` like the others, and ``--print_config`` shows their defaults.
@@ -118,4 +125,5 @@ class SimulatedBrainMRIDataModule(TrainValDataModule):
                 f"data.train_size must be between 1 and {len(train_set)} (the built-in training "
                 f"slices), got {self.train_size}"
             )
-        return SeededSubset(train_set, range(self.train_size))
+        order = np.random.default_rng(TRAIN_ORDER_SEED).permutation(len(train_set))
+        return SeededSubset(train_set, sorted(order[: self.train_size].tolist()))
