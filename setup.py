@@ -33,6 +33,8 @@ setup(
         "h5py>=3.8",
         # Scaling-law plots (deepinv-lab scaling).
         "matplotlib>=3.7",
+        # Structured channel pruning (deepinv_lab/pruning): its DependencyGraph.
+        "torch-pruning>=1.5",
     ],
     extras_require={
         # fastmri (reference code for parity tests) is installed apart with --no-deps: README.

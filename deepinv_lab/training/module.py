@@ -12,6 +12,7 @@ from deepinv_lab.recons.base import Recon
 from deepinv_lab.training.losses import make_loss
 from deepinv_lab.training.metrics import VolumeMetrics
 from deepinv_lab.training.schedulers import StepShorthand, make_scheduler
+from deepinv_lab.training.structure import STRUCTURE_KEY, apply_structure, structure_of
 
 METRIC_NAMES = ("ssim", "psnr", "nmse")
 
@@ -184,6 +185,18 @@ class ReconModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_volume_metrics("val")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # a pruned Recon's channel counts travel with its weights (training/structure.py)
+        if getattr(self, "pruned", False):
+            checkpoint[STRUCTURE_KEY] = structure_of(self)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # before the weights load: give the config's (unpruned) Recon the pruned shapes
+        structure = checkpoint.get(STRUCTURE_KEY)
+        if structure is not None:
+            apply_structure(self, structure, checkpoint.get("state_dict", {}))
+            self.pruned = True
 
     def on_test_epoch_end(self) -> None:
         tables = self._log_volume_metrics("test")

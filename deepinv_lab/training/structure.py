@@ -1,0 +1,95 @@
+"""A pruned network's architecture, recorded beside its weights and restored on load.
+
+A config builds the *unpruned* Recon; a pruned checkpoint carries, under
+:data:`STRUCTURE_KEY`, the channel counts of every layer (``in_channels``, ``out_channels``,
+``num_features``, ...). Loading resizes the layers to them, then the weights load as usual: so
+``deepinv-lab test``/``predict`` and ``load_from_checkpoint`` take a pruned checkpoint like any
+other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+#: the checkpoint key of the pruned architecture
+STRUCTURE_KEY = "pruned_structure"
+#: the layer attributes that describe channel counts
+CHANNEL_ATTRIBUTES = (
+    "in_channels",
+    "out_channels",
+    "num_features",
+    "num_channels",
+    "in_features",
+    "out_features",
+)
+
+
+def structure_of(module: nn.Module) -> dict[str, dict[str, int]]:
+    """Every submodule's channel attributes, by submodule name."""
+    structure = {}
+    for name, sub in module.named_modules():
+        attributes = {a: getattr(sub, a) for a in CHANNEL_ATTRIBUTES if hasattr(sub, a)}
+        attributes = {a: v for a, v in attributes.items() if isinstance(v, int)}
+        if attributes:
+            structure[name] = attributes
+    return structure
+
+
+def apply_structure(
+    module: nn.Module, structure: Mapping[str, Mapping[str, int]], state_dict: Mapping
+) -> list[str]:
+    """Give ``module`` the recorded ``structure``: set the channel attributes and resize every
+    parameter and buffer whose shape differs in ``state_dict`` (their values are then loaded
+    from it). Returns the names of the resized tensors; a ValueError names a layer that
+    ``module`` does not have."""
+    modules = dict(module.named_modules())
+    for name, attributes in structure.items():
+        if name not in modules:
+            raise ValueError(
+                f"the pruned checkpoint describes layer {name!r}, which the config's Recon does "
+                "not have: the checkpoint does not match the config"
+            )
+        for attribute, value in attributes.items():
+            setattr(modules[name], attribute, value)
+    resized = []
+    for name, sub in modules.items():
+        for kind in ("_parameters", "_buffers"):
+            tensors = getattr(sub, kind)
+            for local, tensor in list(tensors.items()):
+                key = f"{name}.{local}" if name else local
+                if tensor is None or key not in state_dict:
+                    continue
+                shape = tuple(state_dict[key].shape)
+                if tuple(tensor.shape) == shape:
+                    continue
+                fresh = torch.empty(shape, dtype=tensor.dtype, device=tensor.device)
+                if kind == "_parameters":
+                    fresh = nn.Parameter(fresh, requires_grad=tensor.requires_grad)
+                tensors[local] = fresh
+                resized.append(key)
+    return resized
+
+
+def sync_norm_features(module: nn.Module, *example: torch.Tensor) -> None:
+    """Set ``num_features`` of normalisation layers without parameters (e.g. a U-Net's
+    InstanceNorm) to the channels they now receive: pruning removes channels around them but
+    has no weight of theirs to shrink, and a stale count makes PyTorch warn at every call."""
+    norms = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.weight is None
+    ]
+
+    def record(layer, args):
+        layer.num_features = int(args[0].shape[1])
+
+    handles = [norm.register_forward_pre_hook(record) for norm in norms]
+    try:
+        with torch.no_grad():
+            module(*example)
+    finally:
+        for handle in handles:
+            handle.remove()
