@@ -8,6 +8,7 @@ newest checkpoint (``last.ckpt`` or ``last-step.ckpt``), the way ``fit --ckpt_pa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -182,10 +183,8 @@ class GridRunner:
         with self._lock:
             processes = list(self._processes.values())
         for process in processes:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.killpg(process.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
         for process in processes:
             try:
                 process.wait(timeout=60)

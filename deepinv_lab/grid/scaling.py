@@ -13,6 +13,7 @@ CLI (``deepinv-lab scaling``) reads the run table and calls it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -195,10 +196,8 @@ def _parse(value: object) -> object:
         if not text:
             return None
         for number in (int, float):
-            try:
+            with contextlib.suppress(ValueError):  # not this kind of number
                 return number(text)
-            except ValueError:
-                pass
         return text
     return value
 
