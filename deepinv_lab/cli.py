@@ -313,7 +313,7 @@ def _run(args: list[str], cli_args: list[str] | None) -> int:
         _check_config_files(args)
         _build_cli(cli_args)
     except SystemExit as exit_:  # --help, --print_config, or an argparse error already printed
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+        return _exit_status(exit_)
     except Exception as error:  # noqa: BLE001 - one line for the user, the traceback behind a flag
         from jsonargparse import ArgumentError
 
@@ -329,6 +329,11 @@ def _run(args: list[str], cli_args: list[str] | None) -> int:
     return 0
 
 
+def _exit_status(exit_: SystemExit) -> int:
+    """The exit status of a parser that exited (``--help``: 0; an error it printed: 2)."""
+    return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+
+
 def _run_grid(args: list[str]) -> int:
     """``grid``, ``collect``, ``scaling``: bad grids and tables become one line and exit code 2."""
     from deepinv_lab.grid import commands
@@ -341,7 +346,7 @@ def _run_grid(args: list[str]) -> int:
             return commands.collect_command(args[1:])
         return commands.scaling_command(args[1:])
     except SystemExit as exit_:  # argparse printed the problem (or --help)
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+        return _exit_status(exit_)
     except (ValueError, FileNotFoundError) as error:
         if os.environ.get(DEBUG_ENV):
             raise

@@ -34,7 +34,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from deepinv_lab.data.samplers import item_generator
+from deepinv_lab.files import write_json_atomic
 from deepinv_lab.functional import center_crop
 from deepinv_lab.systems.mri import MultiCoilFourier, SingleCoilMRI
 from deepinv_lab.systems.sampling import create_mask_for_mask_type, to_column_mask
@@ -305,15 +305,7 @@ def save_index_cache(cache_file: str | Path, entries: dict[str, dict[str, Any]])
     written only warns: the cache is an optimisation."""
     cache_file = Path(cache_file)
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.name}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"version": INDEX_VERSION, "files": entries}, f)
-            os.replace(tmp, cache_file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(cache_file, {"version": INDEX_VERSION, "files": entries})
     except OSError as error:
         warnings.warn(
             f"could not write the fastMRI index cache {cache_file}: {error}", stacklevel=2

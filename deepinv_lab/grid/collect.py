@@ -44,23 +44,25 @@ def collect(out: str | Path) -> GridResults:
         raise GridError(f"grid directory not found: {out}")
     grid = _read_json(out / GRID_FILE) or {}
     points = {p["name"]: p for p in grid.get("points", [])}
-    names = sorted(
-        set(points) | {p.parent.name for p in out.glob(f"*/{STATUS}")},
-        key=lambda name: (_number(points, name, out), name),
-    )
+    names = set(points) | {p.parent.name for p in out.glob(f"*/{STATUS}")}
     if not names:
         raise GridError(f"{out} holds no grid runs (no {GRID_FILE}, no */{STATUS})")
+    runs = {name: RunDirectory(out, name) for name in names}
+    statuses = {name: run.status() or {} for name, run in runs.items()}
+
+    def number(name: str) -> int:
+        return int(statuses[name].get("number") or points.get(name, {}).get("number") or 0)
+
     keys = list(grid.get("keys", []))
     rows = []
-    for name in names:
-        run = RunDirectory(out, name)
-        status = run.status() or {}
+    for name in sorted(names, key=lambda name: (number(name), name)):
+        run, status = runs[name], statuses[name]
         overrides = status.get("overrides") or points.get(name, {}).get("overrides", {})
         keys += [key for key in overrides if key not in keys]
         row: dict[str, Any] = {
             "number": status.get("number", points.get(name, {}).get("number")),
             "name": name,
-            "status": run.state(),
+            "status": run.state(status),
             **overrides,
         }
         seconds = status.get("seconds", {})
@@ -179,13 +181,6 @@ def _cell(value: Any, digits: int | None = None) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value)
     return str(value)
-
-
-def _number(points: dict, name: str, out: Path) -> int:
-    if name in points:
-        return int(points[name].get("number", 0))
-    status = RunDirectory(out, name).status() or {}
-    return int(status.get("number") or 0)
 
 
 def _read_json(path: Path) -> dict | None:

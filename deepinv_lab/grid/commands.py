@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deepinv_lab.files import write_json_atomic
 from deepinv_lab.grid.collect import GRID_FILE, collect, format_table, write_csv
 from deepinv_lab.grid.resolve import ConfigResolver
-from deepinv_lab.grid.rundir import RunDirectory, write_json
+from deepinv_lab.grid.rundir import RunDirectory
 from deepinv_lab.grid.runner import STAGES, GridRunner, needs_run
 from deepinv_lab.grid.slurm import slurm_script
 from deepinv_lab.grid.spec import GridError, GridSpec, Point, load_grid
@@ -65,10 +66,11 @@ def grid_command(args: list[str], config_parser: Callable[[], Any]) -> int:
     spec = load_grid(options.grid)
     out = Path(options.out or Path("grids") / Path(options.grid).stem).resolve()
     stages = ("fit",) if options.no_test else STAGES
-    points = spec.points() if options.index is None else [spec.point(options.index)]
+    every = spec.points()
+    points = every if options.index is None else [spec.point(options.index)]
     gpus = _gpus(options.gpus)
 
-    total = len(spec.points())
+    total = len(every)
     print(f"deepinv-lab grid: {total} runs of {options.config} ({spec.size} in the product)")
     resolver = ConfigResolver(config_parser(), options.config)
     resolver.check_keys(spec)
@@ -80,9 +82,9 @@ def grid_command(args: list[str], config_parser: Callable[[], Any]) -> int:
         print(_plan(points, out, stages))
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    _write_grid_file(out, options, spec, stages)
+    _write_grid_file(out, options, spec, every, stages)
     if options.slurm:
-        return _write_slurm(out, options, spec)
+        return _write_slurm(out, options, every)
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -210,9 +212,11 @@ def _plan(points: list[Point], out: Path, stages: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def _write_grid_file(out: Path, options, spec: GridSpec, stages: tuple[str, ...]) -> None:
-    points = [{"number": p.number, "name": p.name, "overrides": p.overrides} for p in spec.points()]
-    write_json(
+def _write_grid_file(
+    out: Path, options, spec: GridSpec, every: list[Point], stages: tuple[str, ...]
+) -> None:
+    points = [{"number": p.number, "name": p.name, "overrides": p.overrides} for p in every]
+    write_json_atomic(
         out / GRID_FILE,
         {
             "config": str(Path(options.config).resolve()),
@@ -223,10 +227,11 @@ def _write_grid_file(out: Path, options, spec: GridSpec, stages: tuple[str, ...]
             "stages": list(stages),
             "points": points,
         },
+        indent=2,
     )
 
 
-def _write_slurm(out: Path, options, spec: GridSpec) -> int:
+def _write_slurm(out: Path, options, every: list[Point]) -> int:
     command = [
         sys.executable, "-m", "deepinv_lab.cli", "grid",
         "--config", str(Path(options.config).resolve()),
@@ -235,7 +240,7 @@ def _write_slurm(out: Path, options, spec: GridSpec) -> int:
     ]  # fmt: skip
     if options.no_test:
         command.append("--no-test")
-    numbers = [p.number for p in spec.points()]
+    numbers = [p.number for p in every]
     script = slurm_script(
         Path(options.grid).stem, numbers, command, out, Path.cwd(), options.slurm_option
     )

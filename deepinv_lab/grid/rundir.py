@@ -18,6 +18,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from deepinv_lab.files import write_json_atomic
 from deepinv_lab.grid.spec import Point
 
 STATUS = "status.json"
@@ -55,7 +56,7 @@ class RunDirectory:
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Update the status with ``fields`` (atomically: a reader never sees half a file)."""
         status = {**(self.status() or {}), **fields}
-        write_json(self.path / STATUS, status)
+        write_json_atomic(self.path / STATUS, status, indent=2)
         return status
 
     def start(self, point: Point, config: dict | None) -> None:
@@ -63,7 +64,7 @@ class RunDirectory:
         point."""
         self.path.mkdir(parents=True, exist_ok=True)
         if config is not None:
-            write_json(self.config_path, config)
+            write_json_atomic(self.config_path, config, indent=2)
         self.write_status(
             number=point.number,
             name=point.name,
@@ -100,10 +101,10 @@ class RunDirectory:
                 return Path(best)
         return None
 
-    def state(self) -> str:
+    def state(self, status: dict[str, Any] | None = None) -> str:
         """``pending``, ``running``, ``interrupted`` (a run of this host whose process is gone),
-        ``completed`` or ``failed``."""
-        status = self.status()
+        ``completed`` or ``failed``; from ``status`` when the caller has read it already."""
+        status = self.status() if status is None else status
         if status is None or "status" not in status:
             return "pending"
         state = status["status"]
@@ -123,12 +124,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def write_json(path: str | Path, content: Any) -> None:
-    """Write JSON atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(temporary, path)

@@ -111,14 +111,19 @@ class GridRunner:
         """Run the stages of one point that have not completed; returns its final state."""
         run = RunDirectory(self.out, point.name)
         resumed = run.newest_checkpoint()
-        fitted = "fit" in (run.status() or {}).get("stages_done", [])
-        run.start(point, None if fitted else config)  # a fitted run keeps the config it ran
+        previous = run.status() or {}
+        done, seconds = list(previous.get("stages_done", [])), dict(previous.get("seconds", {}))
+        if "fit" in done:  # a fitted run keeps the config it ran
+            config = run.saved_config() or config
+            run.start(point, None)
+        else:
+            run.start(point, config)
         run.write_status(status="running", started=_now(), gpu=gpu, error=None, returncode=None)
         where = f" on GPU {gpu}" if gpu is not None else ""
         resuming = f", resuming from {resumed.name}" if resumed else ""
         self.echo(f"{label}: running{where}{resuming}")
-        status = run.status() or {}
-        done, seconds = list(status.get("stages_done", [])), dict(status.get("seconds", {}))
+        # the log is a file: a progress bar's carriage returns would fill it, not help
+        options = [] if _has_progress_bar(config) else ["--trainer.enable_progress_bar=false"]
         for stage in self.stages:
             if stage in done:
                 continue
@@ -126,7 +131,7 @@ class GridRunner:
             if stage != "fit" and checkpoint is None:
                 return self._fail(run, label, stage, None, "the fit wrote no checkpoint to test")
             started = time.perf_counter()
-            returncode = self._execute(run, stage, checkpoint, gpu)
+            returncode = self._execute(run, stage, checkpoint, gpu, options)
             if self._interrupted:
                 run.write_status(status="interrupted", stage=stage)
                 return "interrupted"
@@ -146,14 +151,14 @@ class GridRunner:
         metric, else the final one."""
         return run.best_checkpoint() or run.newest_checkpoint()
 
-    def _execute(self, run: RunDirectory, stage: str, checkpoint: Path | None, gpu) -> int:
+    def _execute(
+        self, run: RunDirectory, stage: str, checkpoint: Path | None, gpu, options: list[str]
+    ) -> int:
         command = [self.python, "-m", "deepinv_lab.cli", stage, "--config", str(run.config_path)]
         if checkpoint is not None:
             command += ["--ckpt_path", str(checkpoint)]
+        command += options
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if not _has_progress_bar(run.saved_config() or {}):
-            # the log is a file: the progress bar's carriage returns would fill it, not help
-            command.append("--trainer.enable_progress_bar=false")
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
             command.append("--trainer.devices=1")

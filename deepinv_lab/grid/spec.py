@@ -94,10 +94,11 @@ class GridSpec:
 
     def point(self, number: int) -> Point:
         """The point numbered ``number`` (as in its name ``E<number>``)."""
-        for point in self.points():
+        points = self.points()
+        for point in points:
             if point.number == number:
                 return point
-        available = [p.number for p in self.points()]
+        available = [p.number for p in points]
         raise GridError(
             f"--index {number}: the grid has no point {number}; its points are "
             f"{number_ranges(available)}"

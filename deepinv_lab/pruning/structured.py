@@ -27,7 +27,6 @@ from torch import nn
 
 from deepinv_lab.models.base import Model
 from deepinv_lab.models.sensitivity import SensitivityModel
-from deepinv_lab.training.structure import sync_norm_features
 
 IMPORTANCES = ("l1", "l2", "taylor")
 SCOPES = ("per_block", "global")
@@ -79,19 +78,12 @@ def block_inputs(
 ) -> dict[str, tuple]:
     """The arguments each block receives when ``run()`` runs ``recon`` (its first call)."""
     inputs: dict[str, tuple] = {}
-    handles = []
-    for name, block in blocks.items():
+    names = {id(block): name for name, block in blocks.items()}
 
-        def keep(module, args, name=name):
-            inputs.setdefault(name, tuple(a.detach() for a in args))
+    def keep(module, args):
+        inputs.setdefault(names[id(module)], tuple(a.detach() for a in args))
 
-        handles.append(block.register_forward_pre_hook(keep))
-    try:
-        with torch.no_grad():
-            run()
-    finally:
-        for handle in handles:
-            handle.remove()
+    _run_hooked(blocks.values(), keep, run, pre=True)
     missing = [name for name in blocks if name not in inputs]
     if missing:
         raise PruningError(f"blocks {missing} did not run on the example batch")
@@ -191,17 +183,8 @@ def _protected(block: nn.Module, example: tuple) -> list[nn.Module]:
     channel mapping does not follow)."""
     shuffles = (nn.PixelShuffle, nn.PixelUnshuffle)
     order: list[nn.Module] = []
-    handles = [
-        m.register_forward_hook(lambda module, args, out: order.append(module))
-        for m in block.modules()
-        if isinstance(m, (nn.modules.conv._ConvNd, *shuffles))
-    ]
-    try:
-        with torch.no_grad():
-            block(*example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    watched = [m for m in block.modules() if isinstance(m, (nn.modules.conv._ConvNd, *shuffles))]
+    _run_hooked(watched, lambda module, args: order.append(module), lambda: block(*example))
     convs = [m for m in order if not isinstance(m, shuffles)]
     first_shuffle = next((i for i, m in enumerate(order) if isinstance(m, shuffles)), None)
     if first_shuffle is None:
@@ -209,6 +192,37 @@ def _protected(block: nn.Module, example: tuple) -> list[nn.Module]:
     feeding = order[:first_shuffle]
     start = convs.index(feeding[-1]) if feeding else 0
     return list(dict.fromkeys(convs[start:]))
+
+
+def sync_norm_features(module: nn.Module, *example: torch.Tensor) -> None:
+    """Set ``num_features`` of normalisation layers without parameters (e.g. a U-Net's
+    InstanceNorm) to the channels they now receive: pruning removes channels around them but
+    has no weight of theirs to shrink, and a stale count makes PyTorch warn at every call."""
+    norms = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.weight is None
+    ]
+
+    def record(layer, args):
+        layer.num_features = int(args[0].shape[1])
+
+    _run_hooked(norms, record, lambda: module(*example), pre=True)
+
+
+def _run_hooked(modules, hook: Callable, run: Callable[[], Any], pre: bool = False) -> None:
+    """Call ``run()`` without gradients with ``hook(module, args)`` on each of ``modules``
+    (before each call with ``pre``, else after it), removing the hooks afterwards."""
+    if pre:
+        handles = [m.register_forward_pre_hook(hook) for m in modules]
+    else:
+        handles = [m.register_forward_hook(lambda m, args, out: hook(m, args)) for m in modules]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextlib.contextmanager

@@ -71,25 +71,3 @@ def apply_structure(
                 tensors[local] = fresh
                 resized.append(key)
     return resized
-
-
-def sync_norm_features(module: nn.Module, *example: torch.Tensor) -> None:
-    """Set ``num_features`` of normalisation layers without parameters (e.g. a U-Net's
-    InstanceNorm) to the channels they now receive: pruning removes channels around them but
-    has no weight of theirs to shrink, and a stale count makes PyTorch warn at every call."""
-    norms = [
-        m
-        for m in module.modules()
-        if isinstance(m, nn.modules.batchnorm._NormBase) and m.weight is None
-    ]
-
-    def record(layer, args):
-        layer.num_features = int(args[0].shape[1])
-
-    handles = [norm.register_forward_pre_hook(record) for norm in norms]
-    try:
-        with torch.no_grad():
-            module(*example)
-    finally:
-        for handle in handles:
-            handle.remove()
