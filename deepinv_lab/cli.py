@@ -20,6 +20,7 @@ from deepinv_lab.config_errors import condense_parser_error
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 GRID_SUBCOMMANDS = ("grid", "collect", "scaling")
+PRUNE_SUBCOMMAND = "prune"
 DEFAULT_DATA = "deepinv_lab.data.datamodule.SimulatedBrainMRIDataModule"
 DEBUG_ENV = "DEEPINV_LAB_DEBUG"
 DEFAULT_CHECKPOINT_STEPS = 1000
@@ -27,6 +28,7 @@ DEFAULT_CHECKPOINT_STEPS = 1000
 USAGE = """usage: deepinv-lab {fit,validate,test,predict} --config CONFIG.json [--key value ...]
        deepinv-lab grid --config CONFIG.json --grid GRID.json [--out DIR] [--dry-run] [--index I]
        deepinv-lab {collect,scaling} DIR
+       deepinv-lab prune --config CONFIG.json --ckpt_path TRAINED.ckpt --prune.ratio R [...]
 
 Deep-learning inverse problems in imaging, driven by JSON configs.
 
@@ -38,6 +40,7 @@ commands:
   grid       one run per point of a grid of config values (sequential, per GPU, or SLURM array)
   collect    the table of a grid's runs: hyperparameters, validation and test metrics (CSV)
   scaling    metric vs training-set size per network size, power-law fits (PNG)
+  prune      structured pruning of a trained Recon's priors, fine-tuning, speed/quality report
 
 Run `deepinv-lab fit --help` for every option, `deepinv-lab fit --config X.json --print_config`
 to see a config fully resolved. Set DEEPINV_LAB_DEBUG=1 to see tracebacks of errors.
@@ -103,6 +106,8 @@ def _build_cli(args: list[str] | None, parse_only: bool = False):
             config = self.config.get(str(self.subcommand), self.config)
             if self.subcommand == "fit" and config.get("ckpt_path") == "last":
                 _reuse_run_directory(config)
+            elif self.subcommand == "fit" and config.get("ckpt_path"):
+                _require_training_state(str(config.get("ckpt_path")))
 
         def instantiate_trainer(self, **kwargs):
             trainer_config = self._get(self.config_init, "trainer", default={})
@@ -248,6 +253,24 @@ def _reuse_run_directory(config) -> None:
         init_args["version"] = candidates[-1].parent.parent.name
 
 
+def _require_training_state(path: str) -> None:
+    """``fit --ckpt_path`` resumes training, which needs the optimizer's state: a weights-only
+    checkpoint (a ``deepinv-lab prune`` output) is started from with ``init_from`` instead."""
+    import torch
+
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception:  # noqa: BLE001 - Lightning reports unreadable files itself
+        return
+    if isinstance(checkpoint, dict) and "optimizer_states" not in checkpoint:
+        raise UserError(
+            f"{path} holds weights only (no optimizer state to resume; e.g. a `deepinv-lab "
+            f"prune` output): to train from it, use --model.init_args.init_from {path}"
+        )
+
+
 def write_test_metrics(results: list[dict], directory: Path, summary: dict) -> tuple[Path, Path]:
     """``test_metrics.csv`` (one row per volume) and ``test_metrics.json`` (the per-volume rows
     and the mean of each ``test/*`` metric) in ``directory``."""
@@ -284,10 +307,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args[0] in GRID_SUBCOMMANDS:
         return _run_grid(args)
+    if args[0] == PRUNE_SUBCOMMAND:
+        return _run_prune(args[1:])
     if args[0] not in LIGHTNING_SUBCOMMANDS:
+        commands = (*LIGHTNING_SUBCOMMANDS, *GRID_SUBCOMMANDS, PRUNE_SUBCOMMAND)
         print(
-            f"deepinv-lab: error: unknown command {args[0]!r}; choose from "
-            f"{', '.join(LIGHTNING_SUBCOMMANDS + GRID_SUBCOMMANDS)}",
+            f"deepinv-lab: error: unknown command {args[0]!r}; choose from {', '.join(commands)}",
             file=sys.stderr,
         )
         return 2
@@ -351,6 +376,22 @@ def _run_grid(args: list[str]) -> int:
         if os.environ.get(DEBUG_ENV):
             raise
         print(f"deepinv-lab {command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_prune(args: list[str]) -> int:
+    """``prune``: bad options, configs and checkpoints become one line and exit code 2."""
+    from deepinv_lab.pruning.command import prune_command
+
+    try:
+        return prune_command(args, config_parser)
+    except SystemExit as exit_:  # argparse printed the problem (or --help)
+        return _exit_status(exit_)
+    except (ValueError, FileNotFoundError) as error:  # PruningError is a ValueError
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"deepinv-lab prune: error: {error}  (set {DEBUG_ENV}=1 for a traceback)",
+              file=sys.stderr)  # fmt: skip
         return 2
 
 

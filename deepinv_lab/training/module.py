@@ -47,6 +47,10 @@ class ReconModule(pl.LightningModule):
         baseline: an untrained reference Recon evaluated on the same batches (``ZeroFilled``
             for MRI, ``NoisyInput`` for denoising, ``Interpolation`` for super-resolution);
             ``None`` for none.
+        init_from: a checkpoint whose Recon weights (and pruned architecture, if it has one)
+            ``fit`` starts from: fine-tuning, e.g. of a ``deepinv-lab prune`` output. Unlike
+            ``--ckpt_path``, no optimizer state, epoch or step is restored; a resumed run
+            (``--ckpt_path last``) continues from its own checkpoint instead.
 
     Logged: ``train/loss``; ``val/loss``, ``val/ssim``, ``val/psnr``, ``val/nmse``, the same
     metrics of the baseline as ``val/baseline_*``, and the Recon's
@@ -68,6 +72,7 @@ class ReconModule(pl.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | StepShorthand | None = None,
         baseline: Recon | None = None,
+        init_from: str | None = None,
     ):
         super().__init__()
         if _built_from_config():
@@ -95,6 +100,15 @@ class ReconModule(pl.LightningModule):
         )
         self._volume_names: dict[int, str] = {}
         self.test_results: list[dict] | None = None
+        self.init_from = init_from
+        self._initialised = False
+
+    def setup(self, stage: str) -> None:
+        # before the optimizer is built and before a resumed run's own checkpoint loads
+        if stage == "fit" and self.init_from is not None and not self._initialised:
+            if load_recon_weights(self.recon, self.init_from):
+                self.pruned = True
+            self._initialised = True
 
     def forward(self, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
         return self.recon(y, system)
@@ -237,6 +251,63 @@ class ReconModule(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+
+def load_recon_weights(recon: nn.Module, path: str) -> bool:
+    """Load the Recon weights (``recon.*``) of the checkpoint ``path`` into ``recon``, resized
+    first to the checkpoint's pruned architecture if it has one (then True is returned). A
+    ValueError names the file and the layers that do not match."""
+    checkpoint = read_checkpoint(path)
+    state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("recon.")}
+    structure = checkpoint.get(STRUCTURE_KEY)
+    if structure is not None:
+        recon_structure = {
+            name.removeprefix("recon."): attributes
+            for name, attributes in structure.items()
+            if name.startswith("recon.")
+        }
+        recon_state = {k.removeprefix("recon."): v for k, v in state.items()}
+        try:
+            apply_structure(recon, recon_structure, recon_state)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+    wanted = {f"recon.{k}": v for k, v in recon.state_dict().items()}
+    missing = sorted(set(wanted) - set(state))
+    unexpected = sorted(set(state) - set(wanted))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)}, config {tuple(v.shape)}"
+        for k, v in wanted.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or mismatched:
+        details = "; ".join(
+            f"{what} {items[:3]}{' ...' if len(items) > 3 else ''}"
+            for what, items in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("different shapes", mismatched),
+            )
+            if items
+        )
+        raise ValueError(f"checkpoint {path} does not match the config's Recon: {details}")
+    recon.load_state_dict({k.removeprefix("recon."): v for k, v in state.items()})
+    return structure is not None
+
+
+def read_checkpoint(path: str) -> dict:
+    """A Lightning checkpoint as a dict (on the CPU); a clear error for a missing or foreign
+    file."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise ValueError(f"cannot read checkpoint {path}: {error}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint (it has no 'state_dict')")
+    return checkpoint
 
 
 def _require_target(batch: dict, stage: str) -> None:

@@ -1,0 +1,427 @@
+"""``deepinv-lab prune``: prune a trained Recon's priors, fine-tune, measure, report.
+
+::
+
+    deepinv-lab prune --config X.json --ckpt_path trained.ckpt --prune.ratio 0.5
+        [--prune.importance l1|l2|taylor] [--prune.scope per_block|global]
+        [--prune.finetune supervised,measurement,distillation] [--prune.finetune_steps N]
+        [--prune.ratios 0.1,0.3,0.5] [--prune.out DIR] [--key value ...]
+
+The config is the one the checkpoint was trained with (its ``prune`` section, if any, holds
+defaults for the ``--prune.*`` options; any other ``--key value`` overrides the config as in
+``fit``). For each ratio, in ``DIR/ratio_<r>/``:
+
+1. ``pruned.ckpt``: the Recon with ``ratio`` of its priors' channels removed
+   (:mod:`.structured`), loadable by ``test``/``predict`` and by ``fit`` (as
+   ``--model.init_args.init_from``) with the same config;
+2. with ``prune.finetune``: ``finetune.json``, a ``fit`` config of a
+   :class:`~deepinv_lab.pruning.finetune.FineTuneModule` that starts from ``pruned.ckpt``, run
+   as ``deepinv-lab fit`` into ``finetune/`` (TensorBoard curves, checkpoints, resumable);
+3. ``report.csv``/``report.json``: parameters, MACs, latency and validation PSNR/SSIM of the
+   unpruned, pruned and fine-tuned networks.
+
+``DIR/report.csv`` gathers every ratio; ``DIR/sweep.png`` plots quality against speedup;
+``DIR/tensorboard`` holds the same as TensorBoard scalars. A ratio whose report exists is not
+run again, so an interrupted sweep resumes; the input checkpoint is only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepinv_lab.files import write_json_atomic
+from deepinv_lab.pruning.options import PruneOptions
+from deepinv_lab.pruning.report import (
+    format_table,
+    log_tensorboard,
+    plot_sweep,
+    with_changes,
+    write_csv,
+)
+from deepinv_lab.pruning.structured import (
+    PruningError,
+    block_inputs,
+    prunable_blocks,
+    prune_blocks,
+)
+
+FINETUNE_MODULE = "deepinv_lab.pruning.finetune.FineTuneModule"
+RECON_MODULES = ("deepinv_lab.training.module.ReconModule", FINETUNE_MODULE)
+PREFIX = "--prune."
+
+
+def prune_command(args: list[str], config_parser: Callable[[], Any]) -> int:
+    """Run ``deepinv-lab prune`` (see the module docstring); PruningError, ValueError and
+    FileNotFoundError name what the user gave wrong."""
+    config_path, checkpoint, values, overrides = _split_arguments(args)
+    config = _read_config(config_path)
+    section = config.pop("prune", {})
+    if not isinstance(section, dict):
+        raise PruningError(f"{config_path}: 'prune' must be an object of prune.<key> values")
+    options = PruneOptions.from_values({**section, **values})
+    checkpoint = Path(checkpoint).resolve()
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    out = Path(options.out).resolve()
+    if out in checkpoint.parents:
+        raise PruningError(
+            f"the input checkpoint {checkpoint} lies inside the output directory {out}; choose "
+            "another prune.out (the input is never written to)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    base_config = out / "config.json"
+    write_json_atomic(base_config, config)
+    write_json_atomic(out / "prune.json", {"checkpoint": str(checkpoint), **vars(options)})
+
+    session = PruningSession(config_parser, base_config, overrides, checkpoint, options, out)
+    rows = session.run()
+    if len(options.sweep) > 1:
+        plot = plot_sweep(rows, out / "sweep.png", title=Path(config_path).stem)
+        print(f"  speed vs quality: {plot}")
+    return 0
+
+
+class PruningSession:
+    """One ``deepinv-lab prune`` run: the unpruned network measured once, then each ratio."""
+
+    def __init__(self, config_parser, base_config: Path, overrides: list[str], checkpoint: Path,
+                 options: PruneOptions, out: Path):  # fmt: skip
+        import pytorch_lightning as pl
+
+        from deepinv_lab.training.module import ReconModule, load_recon_weights
+
+        self.options, self.out, self.checkpoint = options, out, checkpoint
+        self.overrides = list(overrides)
+        self.parser = config_parser()
+        args = ["fit", "--config", str(base_config), *overrides]
+        try:
+            namespace = self.parser.parse_args(args)
+        except SystemExit:
+            raise PruningError(f"the config parser rejected {' '.join(args[1:])}") from None
+        from deepinv_lab.config_errors import condense_parser_error
+
+        self.resolved = json.loads(
+            self.parser.dump(namespace, format="json", skip_none=False, skip_validation=True)
+        )["fit"]
+        model_class = self.resolved["model"]["class_path"]
+        if model_class not in RECON_MODULES and options.finetune:
+            raise PruningError(
+                f"prune.finetune fine-tunes a ReconModule; the config's model is {model_class}"
+            )
+        pl.seed_everything(self.resolved.get("seed_everything") or 0, verbose=False)
+        try:
+            init = self.parser.instantiate_classes(namespace)["fit"]
+        except Exception as error:  # noqa: BLE001 - jsonargparse raises several kinds
+            raise PruningError(condense_parser_error(str(error))) from None
+        self.model, self.data = init["model"], init["data"]
+        if not isinstance(self.model, ReconModule):
+            raise PruningError(f"the config's model {model_class} is not a ReconModule")
+        load_recon_weights(self.model.recon, str(checkpoint))
+        self.model.eval()
+        prunable_blocks(self.model.recon, options.include_sensitivity)  # nothing prunable: fail now
+        self.accelerator = str(self.resolved.get("trainer", {}).get("accelerator") or "auto")
+        self.data.setup("fit")
+        self.batch = next(iter(self.data.train_dataloader()))
+        self.timing_batch = _one_sample(next(iter(self.data.val_dataloader())))
+
+    def run(self) -> list[dict]:
+        unpruned = self._unpruned()
+        rows = [unpruned]
+        for ratio in self.options.sweep:
+            rows += self._ratio(ratio, unpruned)
+        rows = with_changes(rows, unpruned)
+        write_csv(rows, self.out / "report.csv")
+        log_tensorboard(rows, self.out / "tensorboard")
+        print("\n" + format_table(rows))
+        print(f"\n  report: {self.out / 'report.csv'}  (tensorboard --logdir {self.out})")
+        return rows
+
+    def _unpruned(self) -> dict:
+        """The input network's row, cached in ``DIR/unpruned.json`` for the same checkpoint
+        and measurement options (a sweep resumed or extended measures it once)."""
+        path = self.out / "unpruned.json"
+        stat = self.checkpoint.stat()
+        key = {
+            "checkpoint": str(self.checkpoint),
+            "size": stat.st_size,
+            "mtime": stat.st_mtime,
+            "val_batches": self.options.val_batches,
+            "repeats": self.options.repeats,
+            "threads": torch.get_num_threads(),
+        }
+        if path.is_file():
+            cached = json.loads(path.read_text())
+            if cached.get("key") == key:
+                return cached["row"]
+        row = self._measure(self.model, 0.0, "unpruned", self.checkpoint)
+        write_json_atomic(path, {"key": key, "row": row})
+        return row
+
+    def _ratio(self, ratio: float, unpruned: dict) -> list[dict]:
+        directory = self.out / f"ratio_{ratio:.2f}"
+        report = directory / "report.json"
+        recorded = directory / "options.json"
+        options = self._run_options(ratio)
+        if recorded.is_file() and json.loads(recorded.read_text()) != options:
+            raise PruningError(
+                f"{directory} holds a run with other options ({recorded}); choose another "
+                "prune.out or remove that directory"
+            )
+        if report.is_file():
+            print(f"ratio {ratio:g}: done before, reusing {report}")
+            return json.loads(report.read_text())["rows"]
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(recorded, options)
+        print(f"ratio {ratio:g}: pruning ({self.options.importance}, {self.options.scope})")
+        model = copy.deepcopy(self.model)
+        pruning = self._prune(model, ratio)
+        pruned_path = directory / "pruned.ckpt"
+        self._save(model, pruned_path, ratio, pruning)
+        rows = [self._measure(model, ratio, "pruned", pruned_path)]
+        if self.options.finetune:
+            finetuned = self._finetune(directory, pruned_path)
+            tuned = copy.deepcopy(self.model)
+            from deepinv_lab.training.module import load_recon_weights
+
+            load_recon_weights(tuned.recon, str(finetuned))
+            rows.append(self._measure(tuned, ratio, "finetuned", finetuned))
+        rows = with_changes(rows, unpruned)
+        write_csv([unpruned, *rows], directory / "report.csv")
+        blocks = [vars(p) for p in pruning]
+        write_json_atomic(report, {"rows": rows, "blocks": blocks})
+        print(format_table([unpruned, *rows]))
+        return rows
+
+    def _run_options(self, ratio: float) -> dict:
+        """What a ratio's results depend on: a directory holding other ones is not reused."""
+        options = vars(self.options)
+        kept = ("importance", "scope", "include_sensitivity", "finetune", "finetune_steps",
+                "holdout", "repeats", "warmup", "val_batches")  # fmt: skip
+        return {
+            "checkpoint": str(self.checkpoint),
+            "ratio": ratio,
+            **{key: options[key] for key in kept},
+            "overrides": self.overrides,
+        }
+
+    def _prune(self, model, ratio: float):
+        blocks = prunable_blocks(model.recon, self.options.include_sensitivity)
+        batch = self.batch
+
+        def reconstruct():
+            return model._reconstruct(batch)
+
+        def loss():
+            return model.loss_fn(reconstruct(), batch["target"], batch["max_value"])
+
+        inputs = block_inputs(model.recon, blocks, reconstruct)
+        return prune_blocks(blocks, inputs, ratio, self.options.importance, self.options.scope,
+                            loss=loss if self.options.importance == "taylor" else None)  # fmt: skip
+
+    def _save(self, model, path: Path, ratio: float, pruning) -> None:
+        """A Lightning checkpoint of the pruned module: the input's metadata and
+        hyperparameters, the pruned weights and architecture, no training state."""
+        import pytorch_lightning as pl
+
+        from deepinv_lab.training.module import read_checkpoint
+        from deepinv_lab.training.structure import STRUCTURE_KEY, structure_of
+
+        source = read_checkpoint(str(self.checkpoint))
+        kept = ("hyper_parameters", "hparams_name", "datamodule_hyper_parameters")
+        checkpoint = {key: source[key] for key in kept if key in source}
+        checkpoint.update(
+            {
+                "pytorch-lightning_version": pl.__version__,
+                "epoch": 0,
+                "global_step": 0,
+                "state_dict": model.state_dict(),
+                STRUCTURE_KEY: structure_of(model),
+                "pruning": {
+                    "source": str(self.checkpoint),
+                    "ratio": ratio,
+                    "importance": self.options.importance,
+                    "scope": self.options.scope,
+                    "blocks": [vars(p) for p in pruning],
+                },
+            }
+        )
+        _save_atomic(checkpoint, path, self.checkpoint)
+
+    def _finetune(self, directory: Path, pruned: Path) -> Path:
+        """Fine-tune ``pruned`` with ``deepinv-lab fit`` in ``directory/finetune`` (resumed from
+        its last checkpoint if a previous run was interrupted); the final checkpoint."""
+        config = self._finetune_config(directory, pruned)
+        config_path = directory / "finetune.json"
+        write_json_atomic(config_path, config)
+        checkpoints = directory / "finetune" / "checkpoints"
+        command = [sys.executable, "-m", "deepinv_lab.cli", "fit", "--config", str(config_path)]
+        last = _newest(checkpoints, "last*.ckpt")
+        if last is not None:
+            print(f"  resuming fine-tuning from {last}")
+            command += ["--ckpt_path", str(last)]
+        strategies = ", ".join(f"{k} x{v:g}" for k, v in self.options.finetune.items())
+        print(f"  fine-tuning ({strategies}) for {self.options.finetune_steps} steps: "
+              f"{directory / 'finetune.log'}")  # fmt: skip
+        with open(directory / "finetune.log", "a") as log:
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if done.returncode != 0:
+            raise PruningError(
+                f"fine-tuning failed (exit {done.returncode}); see {directory / 'finetune.log'}"
+            )
+        final = _newest(checkpoints, "last*.ckpt")
+        if final is None:
+            raise PruningError(f"fine-tuning wrote no last.ckpt in {checkpoints}")
+        return final
+
+    def _finetune_config(self, directory: Path, pruned: Path) -> dict:
+        config = copy.deepcopy(self.resolved)
+        config.pop("config", None)
+        config["ckpt_path"] = None
+        model = config["model"]
+        init_args = dict(model.get("init_args") or {})
+        init_args.update(
+            {
+                "init_from": str(pruned),
+                "strategies": dict(self.options.finetune),
+                "teacher": str(self.checkpoint)
+                if "distillation" in self.options.finetune
+                else None,
+                "holdout": self.options.holdout,
+            }
+        )
+        config["model"] = {"class_path": FINETUNE_MODULE, "init_args": init_args}
+        trainer = config.setdefault("trainer", {})
+        trainer.update({"max_steps": self.options.finetune_steps, "max_epochs": -1})
+        trainer["logger"] = {
+            "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": str(directory), "name": "", "version": "finetune"},
+        }
+        trainer["enable_progress_bar"] = False
+        return config
+
+    def _measure(self, model, ratio: float, stage: str, checkpoint: Path) -> dict:
+        """Parameters, MACs and latency of one reconstruction, validation metrics."""
+        from deepinv_lab.pruning.measure import (
+            count_macs,
+            count_parameters,
+            move_batch,
+            time_reconstruction,
+            validation_metrics,
+        )
+
+        model.eval()
+        recon = model.recon
+        blocks = prunable_blocks(recon, self.options.include_sensitivity)
+        cpu = torch.device("cpu")
+        recon.to(cpu)
+        batch = move_batch(self.timing_batch, cpu)
+
+        def reconstruct():
+            return model._reconstruct(batch)
+
+        macs = count_macs(recon, reconstruct)
+        latency = time_reconstruction(reconstruct, cpu, self.options.warmup, self.options.repeats)
+        cuda_ms = None
+        if torch.cuda.is_available():
+            device = torch.device("cuda")
+            recon.to(device)
+            on_device = move_batch(self.timing_batch, device)
+            cuda_ms = time_reconstruction(
+                lambda: model._reconstruct(on_device), device, self.options.warmup,
+                self.options.repeats,
+            ).median_ms  # fmt: skip
+            recon.to(cpu)
+        metrics = validation_metrics(model, self.data, self.accelerator, self.options.val_batches)
+        model.to(cpu)
+        return {
+            "ratio": ratio,
+            "stage": stage,
+            "params": count_parameters(recon),
+            "prior_params": sum(count_parameters(b) for b in blocks.values()),
+            "gmacs": macs / 1e9,
+            "latency_cpu_ms": latency.median_ms,
+            "latency_cuda_ms": cuda_ms,
+            "cpu_threads": latency.threads,
+            "val_psnr": metrics.get("val/psnr"),
+            "val_ssim": metrics.get("val/ssim"),
+            "checkpoint": str(checkpoint),
+        }
+
+
+def _split_arguments(args: list[str]) -> tuple[str, str, dict[str, str], list[str]]:
+    """``--config``, ``--ckpt_path``, the ``--prune.<key>`` values, and the config overrides."""
+    parser = argparse.ArgumentParser(
+        prog="deepinv-lab prune",
+        description="Structured pruning of a trained Recon's priors, with fine-tuning and a "
+        "report. --prune.<key> options: ratio, ratios, importance, scope, include_sensitivity, "
+        "out, finetune, finetune_steps, holdout, repeats, warmup, val_batches (see "
+        "docs/pruning.md); other --key value pairs override the config as in `fit`.",
+    )
+    parser.add_argument("--config", "-c", required=True, help="the Recon's JSON config")
+    parser.add_argument("--ckpt_path", required=True, help="the trained checkpoint (only read)")
+    known, rest = parser.parse_known_args(args)
+    values: dict[str, str] = {}
+    overrides: list[str] = []
+    index = 0
+    while index < len(rest):
+        arg = rest[index]
+        if arg.startswith(PREFIX):
+            key, has_value, value = arg[len(PREFIX) :].partition("=")
+            if not has_value:
+                if index + 1 >= len(rest):
+                    raise PruningError(f"{arg} needs a value")
+                index += 1
+                value = rest[index]
+            values[key] = value
+        else:
+            overrides.append(arg)
+        index += 1
+    return known.config, known.ckpt_path, values, overrides
+
+
+def _read_config(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        config = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise PruningError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise PruningError(f"{path}: a config is a JSON object")
+    return config
+
+
+def _one_sample(batch: dict) -> dict:
+    from deepinv_lab.pruning.measure import one_sample
+
+    return one_sample(batch)
+
+
+def _newest(directory: Path, pattern: str) -> Path | None:
+    found = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def _save_atomic(checkpoint: dict, path: Path, source: Path) -> None:
+    """``torch.save`` through a temporary file, never onto ``source``."""
+    if path.resolve() == source.resolve():
+        raise PruningError(f"refusing to overwrite the input checkpoint {source}")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(checkpoint, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)

@@ -1,0 +1,184 @@
+"""``deepinv-lab prune`` end to end: a tiny VarNet, DEQ and RCAN trained for two steps, pruned,
+reported, loaded back by ``test`` and ``fit``; fine-tuning through ``fit``; the sweep; bad
+input."""
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepinv_lab.cli import main
+from deepinv_lab.pruning.options import PruneOptions
+from deepinv_lab.pruning.structured import PruningError
+from tests.test_configs import TINY
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+QUICK = ["--prune.val_batches=1", "--prune.repeats=1", "--prune.warmup=0"]
+TRAIN = [
+    "--trainer.max_epochs=1",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+def trained(name: str, root: Path) -> Path:
+    """The last checkpoint of configs/<name>.json trained for two steps with tiny overrides."""
+    args = ["fit", "--config", str(CONFIGS / f"{name}.json"), *TINY[name], *TRAIN,
+            f"--trainer.logger.init_args.save_dir={root}"]  # fmt: skip
+    assert main(args) == 0
+    (checkpoint,) = root.glob("*/version_0/checkpoints/last.ckpt")
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def varnet_checkpoint(tmp_path_factory) -> Path:
+    return trained("varnet", tmp_path_factory.mktemp("varnet"))
+
+
+def prune(name: str, checkpoint: Path, out: Path, *extra: str) -> int:
+    args = ["prune", "--config", str(CONFIGS / f"{name}.json"), "--ckpt_path", str(checkpoint),
+            f"--prune.out={out}", *QUICK, *TINY[name], *extra]  # fmt: skip
+    return main(args)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path) as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.parametrize("name", ["varnet", "deq", "rcan_sr"])
+def test_prune_writes_a_smaller_checkpoint_that_test_loads(name, tmp_path, capsys):
+    checkpoint = trained(name, tmp_path / "train")
+    before = digest(checkpoint)
+    assert prune(name, checkpoint, tmp_path / "out", "--prune.ratio=0.5") == 0
+    assert digest(checkpoint) == before  # the input is only read
+    pruned = tmp_path / "out" / "ratio_0.50" / "pruned.ckpt"
+    table = rows(tmp_path / "out" / "report.csv")
+    assert [r["stage"] for r in table] == ["unpruned", "pruned"]
+    unpruned, small = table
+    assert int(small["prior_params"]) < int(unpruned["prior_params"])
+    assert float(small["gmacs"]) < float(unpruned["gmacs"])
+    for row in table:
+        assert float(row["latency_cpu_ms"]) > 0 and float(row["val_psnr"]) > 0
+    assert "ratio" in capsys.readouterr().out
+    # the pruned architecture travels with the checkpoint: test loads it with the same config
+    test = ["test", "--config", str(CONFIGS / f"{name}.json"), "--ckpt_path", str(pruned),
+            *TINY[name], "--trainer.limit_test_batches=1",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'test'}"]  # fmt: skip
+    assert main(test) == 0
+    out = capsys.readouterr().out
+    psnr = float(out.split("test/psnr=")[1].split()[0])
+    assert psnr > 0
+
+
+def test_a_sweep_reports_every_ratio_plots_and_resumes(varnet_checkpoint, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert prune("varnet", varnet_checkpoint, out, "--prune.ratios=0.5,0.25") == 0
+    table = rows(out / "report.csv")
+    assert [(r["ratio"], r["stage"]) for r in table] == [
+        ("0.0", "unpruned"),
+        ("0.25", "pruned"),
+        ("0.5", "pruned"),
+    ]
+    assert (out / "sweep.png").stat().st_size > 0
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert float(table[2]["gmacs"]) < float(table[1]["gmacs"]) < float(table[0]["gmacs"])
+    # a second run reuses the finished ratios; other options in the same directory: refused
+    stamp = (out / "ratio_0.50" / "pruned.ckpt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert prune("varnet", varnet_checkpoint, out, "--prune.ratios=0.5,0.25") == 0
+    assert "done before" in capsys.readouterr().out
+    assert (out / "ratio_0.50" / "pruned.ckpt").stat().st_mtime_ns == stamp
+    assert prune("varnet", varnet_checkpoint, out, "--prune.ratio=0.5", "--prune.scope=global") == 2
+    assert "holds a run with other options" in capsys.readouterr().err
+
+
+def test_a_pruned_checkpoint_is_fine_tuned_with_init_from_not_resumed(
+    varnet_checkpoint, tmp_path, capsys
+):
+    assert prune("varnet", varnet_checkpoint, tmp_path / "out", "--prune.ratio=0.5") == 0
+    pruned = tmp_path / "out" / "ratio_0.50" / "pruned.ckpt"
+    fit = ["fit", "--config", str(CONFIGS / "varnet.json"), *TINY["varnet"], *TRAIN,
+           f"--trainer.logger.init_args.save_dir={tmp_path / 'fit'}"]  # fmt: skip
+    capsys.readouterr()
+    assert main([*fit, "--ckpt_path", str(pruned)]) == 2
+    assert "--model.init_args.init_from" in capsys.readouterr().err
+    assert main([*fit, f"--model.init_args.init_from={pruned}"]) == 0
+    (tuned,) = (tmp_path / "fit").glob("*/version_*/checkpoints/last.ckpt")
+    state = torch.load(tuned, map_location="cpu", weights_only=False)
+    assert "pruned_structure" in state  # still the pruned architecture
+    source = torch.load(pruned, map_location="cpu", weights_only=False)["state_dict"]
+    for key, value in source.items():
+        assert state["state_dict"][key].shape == value.shape
+
+
+def test_prune_fine_tunes_and_reports_the_three_stages(varnet_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    args = ["--prune.ratio=0.5", "--prune.finetune=supervised,distillation",
+            "--prune.finetune_steps=2", "--trainer.limit_val_batches=1"]  # fmt: skip
+    assert prune("varnet", varnet_checkpoint, out, *args) == 0
+    table = rows(out / "report.csv")
+    assert [r["stage"] for r in table] == ["unpruned", "pruned", "finetuned"]
+    config = json.loads((out / "ratio_0.50" / "finetune.json").read_text())
+    init_args = config["model"]["init_args"]
+    assert config["model"]["class_path"].endswith("FineTuneModule")
+    assert init_args["strategies"] == {"supervised": 1.0, "distillation": 1.0}
+    assert init_args["teacher"] == str(varnet_checkpoint.resolve())
+    assert Path(table[2]["checkpoint"]).is_file()
+    assert table[2]["params"] == table[1]["params"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--prune.ratio=1.5"], "prune.ratio must be in (0, 1), got 1.5"),
+        (["--prune.ratio=0"], "prune.ratio must be in (0, 1), got 0.0"),
+        ([], "give prune.ratio"),
+        (["--prune.ratio=0.5", "--prune.importanc=l2"], "did you mean prune.importance"),
+        (["--prune.ratio=0.5", "--prune.importance=l3"], "prune.importance must be one of"),
+        (["--prune.ratio=0.5", "--prune.finetune=teacher"], "unknown strategy 'teacher'"),
+        (["--prune.ratio=0.5", "--model.init_args.recon.init_args.chans=6"], "does not match"),
+    ],
+)
+def test_bad_input_is_one_clear_line(varnet_checkpoint, tmp_path, capsys, extra, needle):
+    before = digest(varnet_checkpoint)
+    assert prune("varnet", varnet_checkpoint, tmp_path / "out", *extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert digest(varnet_checkpoint) == before
+
+
+def test_nothing_prunable_and_missing_files_are_named(varnet_checkpoint, tmp_path, capsys):
+    cgsense = trained("cgsense", tmp_path / "cg")
+    assert prune("cgsense", cgsense, tmp_path / "out", "--prune.ratio=0.5") == 2
+    assert "nothing to prune in CGSense" in capsys.readouterr().err
+    missing = tmp_path / "missing.ckpt"
+    assert prune("varnet", missing, tmp_path / "out", "--prune.ratio=0.5") == 2
+    assert f"checkpoint not found: {missing}" in capsys.readouterr().err
+    inside = varnet_checkpoint.parent
+    assert prune("varnet", varnet_checkpoint, inside, "--prune.ratio=0.5") == 2
+    assert "lies inside the output directory" in capsys.readouterr().err
+
+
+def test_options_from_the_config_section_and_the_command_line():
+    options = PruneOptions.from_values(
+        {"ratios": "0.3,0.1", "finetune": '{"measurement": 2}', "include_sensitivity": "true"}
+    )
+    assert options.sweep == [0.1, 0.3]
+    assert options.finetune == {"measurement": 2.0} and options.include_sensitivity is True
+    assert PruneOptions.from_values({"ratio": 0.5, "finetune": "none"}).finetune == {}
+    with pytest.raises(PruningError, match="prune.finetune_steps: 'many' is not an integer"):
+        PruneOptions.from_values({"ratio": 0.5, "finetune_steps": "many"})
+    with pytest.raises(PruningError, match="not both"):
+        PruneOptions.from_values({"ratio": 0.5, "ratios": [0.1]})
+    with pytest.raises(PruningError, match="repeated"):
+        PruneOptions.from_values({"ratios": [0.1, 0.1]})
