@@ -15,7 +15,9 @@ class Recon(nn.Module):
     """A reconstruction ``x_hat = R(y, A)`` from measurements ``y`` and their System ``A``.
 
     Subclasses implement ``forward(y, system)``. MRI Recons return magnitude images
-    ``(B, 1, H, W)``.
+    ``(B, 1, H, W)``. Recons that can say which measurements their reconstruction predicts also
+    implement :meth:`measurement_estimate` (needed by measurement-consistency fine-tuning,
+    :class:`~deepinv_lab.pruning.finetune.FineTuneModule`).
     """
 
     def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:  # pragma: no cover
@@ -26,3 +28,23 @@ class Recon(nn.Module):
         and residuals, which the training module logs under ``train/`` and ``val/``; empty by
         default."""
         return {}
+
+    def measurement_estimate(
+        self, y: torch.Tensor, system: System, observe: System | None = None
+    ) -> torch.Tensor:
+        """``A x_hat``: the measurements that the reconstruction from ``(y, system)`` predicts,
+        in the space of ``y``.
+
+        ``x_hat`` is reconstructed from ``y`` and ``system``; ``observe`` (default: ``system``)
+        is the System ``A`` that maps it to measurements. Self-supervised training reconstructs
+        from part of the measurements and observes with another System, e.g. the full sampling
+        mask (SSDU, :func:`~deepinv_lab.pruning.finetune.ssdu_loss`).
+
+        Not ``system(forward(y, system))``: ``forward`` of MRI Recons returns magnitudes, which
+        the System cannot map back to k-space. Recons with a complex solution (DEQ, the unrolled
+        Recons) or a k-space estimate (VarNet) override this; the base class raises a TypeError.
+        """
+        raise TypeError(
+            f"{type(self).__name__} does not provide measurement_estimate; "
+            "measurement-consistency fine-tuning needs it"
+        )

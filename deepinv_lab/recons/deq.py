@@ -102,13 +102,25 @@ class DEQ(Recon):
         )
         self.magnitude = magnitude
 
-    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
+    def solution(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
+        """The fixed point ``x*`` before :func:`image_output`: complex for MRI, in the System's
+        input space."""
         adjoint_y = system.adjoint(y)
 
         def step(x: torch.Tensor) -> torch.Tensor:
             return self.iteration(x, adjoint_y, system.normal)
 
-        return image_output(self.deq(step, adjoint_y), self.magnitude)
+        return self.deq(step, adjoint_y)
+
+    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
+        return image_output(self.solution(y, system), self.magnitude)
+
+    def measurement_estimate(
+        self, y: torch.Tensor, system: LinearSystem, observe: LinearSystem | None = None
+    ) -> torch.Tensor:
+        """``A x*`` with ``A`` = ``observe`` (default ``system``) and ``x*`` the complex
+        :meth:`solution` of ``(y, system)``; see :meth:`Recon.measurement_estimate`."""
+        return (system if observe is None else observe)(self.solution(y, system))
 
     def diagnostics(self) -> dict[str, float]:
         out = {f"deq/{name}": float(value) for name, value in self.deq.stats.items()}

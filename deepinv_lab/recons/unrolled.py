@@ -25,10 +25,20 @@ class _UnrolledRecon(Recon):
     unrolled: Unrolled
     magnitude: bool
 
-    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
+    def solution(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
+        """``x_K`` before :func:`image_output`: complex for MRI, in the System's input space."""
         adjoint_y = system.adjoint(y)
-        x = self.unrolled(adjoint_y, adjoint_y, system.normal)
-        return image_output(x, self.magnitude)
+        return self.unrolled(adjoint_y, adjoint_y, system.normal)
+
+    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
+        return image_output(self.solution(y, system), self.magnitude)
+
+    def measurement_estimate(
+        self, y: torch.Tensor, system: LinearSystem, observe: LinearSystem | None = None
+    ) -> torch.Tensor:
+        """``A x_K`` with ``A`` = ``observe`` (default ``system``) and ``x_K`` the complex
+        :meth:`solution` of ``(y, system)``; see :meth:`Recon.measurement_estimate`."""
+        return (system if observe is None else observe)(self.solution(y, system))
 
 
 class MoDL(_UnrolledRecon):

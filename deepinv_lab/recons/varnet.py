@@ -61,6 +61,28 @@ class VarNet(Recon):
         )
         self.checkpoint_cascades = checkpoint_cascades
 
+    def kspace(
+        self,
+        y: torch.Tensor,
+        system: System,
+        num_low_frequencies: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The final cascade's k-space ``k_T`` ``(B, coils, H, W)`` complex: every location,
+        sampled or not (``forward`` is ``RSS_coils(|F^H k_T|)``). Arguments as :meth:`forward`.
+        """
+        mask = _sampling_mask(y, system)
+        coil_maps = self.sens_net(y, mask, num_low_frequencies)
+        coils = FFT2() @ CoilSensitivity(coil_maps)
+        kspace = y
+        for cascade in self.cascades:
+            if self.checkpoint_cascades and torch.is_grad_enabled():
+                kspace = checkpoint(
+                    cascade, kspace, y, mask, coils, coils.adjoint, use_reentrant=False
+                )
+            else:
+                kspace = cascade(kspace, y, mask, coils, coils.adjoint)
+        return kspace
+
     def forward(
         self,
         y: torch.Tensor,
@@ -79,18 +101,22 @@ class VarNet(Recon):
             num_low_frequencies: ACS width, an int or a per-sample tensor ``(B,)``; ``None``
                 derives it from the mask (see :func:`~deepinv_lab.models.sensitivity.acs_window`).
         """
-        mask = _sampling_mask(y, system)
-        coil_maps = self.sens_net(y, mask, num_low_frequencies)
-        coils = FFT2() @ CoilSensitivity(coil_maps)
-        kspace = y
-        for cascade in self.cascades:
-            if self.checkpoint_cascades and torch.is_grad_enabled():
-                kspace = checkpoint(
-                    cascade, kspace, y, mask, coils, coils.adjoint, use_reentrant=False
-                )
-            else:
-                kspace = cascade(kspace, y, mask, coils, coils.adjoint)
-        return rss(ifft2c(kspace), dim=1, keepdim=True)
+        return rss(ifft2c(self.kspace(y, system, num_low_frequencies)), dim=1, keepdim=True)
+
+    def measurement_estimate(
+        self,
+        y: torch.Tensor,
+        system: System,
+        observe: System | None = None,
+        num_low_frequencies: int | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``M' k_T``: the final :meth:`kspace` of ``(y, system)`` under the sampling mask
+        ``M'`` of ``observe`` (default ``system``), i.e. the masked multicoil k-space that VarNet
+        predicts; see :meth:`Recon.measurement_estimate`. VarNet has no complex image to apply a
+        System to, so only ``observe.mask`` is used (its coil maps, if any, are not).
+        """
+        kspace = self.kspace(y, system, num_low_frequencies)
+        return kspace * _sampling_mask(kspace, system if observe is None else observe)
 
 
 def _sampling_mask(y: torch.Tensor, system: System) -> torch.Tensor:
