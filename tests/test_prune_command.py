@@ -182,3 +182,28 @@ def test_options_from_the_config_section_and_the_command_line():
         PruneOptions.from_values({"ratio": 0.5, "ratios": [0.1]})
     with pytest.raises(PruningError, match="repeated"):
         PruneOptions.from_values({"ratios": [0.1, 0.1]})
+
+
+def test_macs_count_every_call_in_closed_form():
+    from torch import nn
+
+    from deepinv_lab.pruning.measure import count_macs, time_interleaved
+
+    conv = nn.Conv2d(4, 6, 3, padding=1, groups=2)
+    up = nn.ConvTranspose2d(6, 2, 2, stride=2)
+    linear = nn.Linear(5, 3)
+    x = torch.randn(1, 4, 8, 8)
+    # conv: output 6*8*8 elements x (4/2) inputs x 3*3; twice (called twice)
+    assert count_macs(conv, lambda: (conv(x), conv(x))) == 2 * 6 * 64 * 2 * 9
+    # transposed: input 6*8*8 elements x 2 outputs x 2*2
+    assert count_macs(up, lambda: up(torch.randn(1, 6, 8, 8))) == 6 * 64 * 2 * 4
+    assert count_macs(linear, lambda: linear(torch.randn(7, 5))) == 7 * 3 * 5
+    calls = {"a": 0, "b": 0}
+
+    def run(name):
+        calls[name] += 1
+
+    timed = time_interleaved(
+        {name: lambda name=name: run(name) for name in calls}, torch.device("cpu"), 2, 3
+    )
+    assert calls == {"a": 5, "b": 5} and timed["a"].repeats == 3 and timed["b"].median_ms >= 0

@@ -1,2 +1,5 @@
-"""Structured pruning of the networks inside Recons (:mod:`.structured`); a pruned
-architecture's record in checkpoints lives in :mod:`deepinv_lab.training.structure`."""
+"""Structured pruning of the networks inside Recons and what follows it: channel pruning
+(:mod:`.structured`), fine-tuning strategies (:mod:`.finetune`), measurements and the report
+(:mod:`.measure`, :mod:`.report`), the ``deepinv-lab prune`` command (:mod:`.command`,
+:mod:`.options`). A pruned architecture's record in checkpoints lives in
+:mod:`deepinv_lab.training.structure`; see docs/pruning.md."""

@@ -165,6 +165,7 @@ class PruningSession:
             if cached.get("key") == key:
                 return cached["row"]
         row = self._measure(self.model, 0.0, "unpruned", self.checkpoint)
+        row.update(self._latencies({"unpruned": self.model})["unpruned"])
         write_json_atomic(path, {"key": key, "row": row})
         return row
 
@@ -189,6 +190,7 @@ class PruningSession:
         pruned_path = directory / "pruned.ckpt"
         self._save(model, pruned_path, ratio, pruning)
         rows = [self._measure(model, ratio, "pruned", pruned_path)]
+        models = {"unpruned": self.model, "pruned": model}
         if self.options.finetune:
             finetuned = self._finetune(directory, pruned_path)
             tuned = copy.deepcopy(self.model)
@@ -196,6 +198,15 @@ class PruningSession:
 
             load_recon_weights(tuned.recon, str(finetuned))
             rows.append(self._measure(tuned, ratio, "finetuned", finetuned))
+            models["finetuned"] = tuned
+        # timed in turns with the unpruned network: speedups from the same moments
+        latencies = self._latencies(models)
+        for row in rows:
+            row.update(latencies[row["stage"]])
+            for device in ("cpu", "cuda"):
+                mine = row[f"latency_{device}_ms"]
+                reference = latencies["unpruned"][f"latency_{device}_ms"]
+                row[f"speedup_{device}"] = reference / mine if mine and reference else None
         rows = with_changes(rows, unpruned)
         write_csv([unpruned, *rows], directory / "report.csv")
         blocks = [vars(p) for p in pruning]
@@ -311,52 +322,55 @@ class PruningSession:
         return config
 
     def _measure(self, model, ratio: float, stage: str, checkpoint: Path) -> dict:
-        """Parameters, MACs and latency of one reconstruction, validation metrics."""
+        """Parameters, MACs of one reconstruction, validation metrics."""
         from deepinv_lab.pruning.measure import (
             count_macs,
             count_parameters,
             move_batch,
-            time_reconstruction,
             validation_metrics,
         )
 
         model.eval()
-        recon = model.recon
+        recon = model.recon.to("cpu")
         blocks = prunable_blocks(recon, self.options.include_sensitivity)
-        cpu = torch.device("cpu")
-        recon.to(cpu)
-        batch = move_batch(self.timing_batch, cpu)
-
-        def reconstruct():
-            return model._reconstruct(batch)
-
-        macs = count_macs(recon, reconstruct)
-        latency = time_reconstruction(reconstruct, cpu, self.options.warmup, self.options.repeats)
-        cuda_ms = None
-        if torch.cuda.is_available():
-            device = torch.device("cuda")
-            recon.to(device)
-            on_device = move_batch(self.timing_batch, device)
-            cuda_ms = time_reconstruction(
-                lambda: model._reconstruct(on_device), device, self.options.warmup,
-                self.options.repeats,
-            ).median_ms  # fmt: skip
-            recon.to(cpu)
+        batch = move_batch(self.timing_batch, torch.device("cpu"))
+        macs = count_macs(recon, lambda: model._reconstruct(batch))
         metrics = validation_metrics(model, self.data, self.accelerator, self.options.val_batches)
-        model.to(cpu)
+        model.to("cpu")
         return {
             "ratio": ratio,
             "stage": stage,
             "params": count_parameters(recon),
             "prior_params": sum(count_parameters(b) for b in blocks.values()),
             "gmacs": macs / 1e9,
-            "latency_cpu_ms": latency.median_ms,
-            "latency_cuda_ms": cuda_ms,
-            "cpu_threads": latency.threads,
             "val_psnr": metrics.get("val/psnr"),
             "val_ssim": metrics.get("val/ssim"),
             "checkpoint": str(checkpoint),
         }
+
+    def _latencies(self, models: dict) -> dict[str, dict]:
+        """Median latency of one reconstruction per model, on the CPU and on the GPU if there
+        is one; the models are timed in turns (:func:`~.measure.time_interleaved`)."""
+        from deepinv_lab.pruning.measure import move_batch, time_interleaved
+
+        out = {name: {"latency_cuda_ms": None} for name in models}
+        devices = [torch.device("cpu")]
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+        for device in devices:
+            batch = move_batch(self.timing_batch, device)
+            runs = {}
+            for name, model in models.items():
+                model.eval().to(device)
+                runs[name] = lambda model=model, batch=batch: model._reconstruct(batch)
+            timed = time_interleaved(runs, device, self.options.warmup, self.options.repeats)
+            for name, latency in timed.items():
+                out[name][f"latency_{device.type}_ms"] = latency.median_ms
+                if device.type == "cpu":
+                    out[name]["cpu_threads"] = latency.threads
+        for model in models.values():
+            model.to("cpu")
+        return out
 
 
 def _split_arguments(args: list[str]) -> tuple[str, str, dict[str, str], list[str]]:

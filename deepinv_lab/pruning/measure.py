@@ -59,33 +59,36 @@ def count_macs(module: nn.Module, run: Callable[[], object]) -> int:
     return total
 
 
-def time_reconstruction(
-    run: Callable[[], object], device: torch.device, warmup: int = 2, repeats: int = 10
-) -> Latency:
-    """Time ``run()`` ``repeats`` times after ``warmup`` untimed calls, without gradients; on a
-    CUDA device every call is synchronised so that the kernels' time is counted."""
+def time_interleaved(
+    runs: dict[str, Callable[[], object]],
+    device: torch.device,
+    warmup: int = 2,
+    repeats: int = 10,
+) -> dict[str, Latency]:
+    """Time each of ``runs`` (name -> a reconstruction) ``repeats`` times after ``warmup``
+    untimed calls each, without gradients. The runs take turns (all of them once per repeat), so
+    a slow spell of a shared machine slows them alike and their ratios stay meaningful. On a
+    CUDA device every call is synchronised, so that the kernels' time is counted."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"latency needs repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
     cuda = device.type == "cuda"
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.no_grad():
         for index in range(warmup + repeats):
-            if cuda:
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            run()
-            if cuda:
-                torch.cuda.synchronize(device)
-            if index >= warmup:
-                times.append((time.perf_counter() - start) * 1e3)
-    return Latency(
-        statistics.median(times),
-        min(times),
-        max(times),
-        repeats,
-        str(device),
-        torch.get_num_threads(),
-    )
+            for name, run in runs.items():
+                if cuda:
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                run()
+                if cuda:
+                    torch.cuda.synchronize(device)
+                if index >= warmup:
+                    times[name].append((time.perf_counter() - start) * 1e3)
+    threads = torch.get_num_threads()
+    return {
+        name: Latency(statistics.median(t), min(t), max(t), repeats, str(device), threads)
+        for name, t in times.items()
+    }
 
 
 def move_batch(batch: dict, device: torch.device) -> dict:
