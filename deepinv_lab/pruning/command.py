@@ -104,12 +104,15 @@ class PruningSession:
         self.options, self.out, self.checkpoint = options, out, checkpoint
         self.overrides = list(overrides)
         self.parser = config_parser()
+        from deepinv_lab.config_errors import condense_parser_error
+
         args = ["fit", "--config", str(base_config), *overrides]
         try:
             namespace = self.parser.parse_args(args)
         except SystemExit:
             raise PruningError(f"the config parser rejected {' '.join(args[1:])}") from None
-        from deepinv_lab.config_errors import condense_parser_error
+        except Exception as error:  # noqa: BLE001 - jsonargparse raises several kinds
+            raise PruningError(condense_parser_error(str(error))) from None
 
         self.resolved = json.loads(
             self.parser.dump(namespace, format="json", skip_none=False, skip_validation=True)
@@ -170,7 +173,8 @@ class PruningSession:
         return row
 
     def _ratio(self, ratio: float, unpruned: dict) -> list[dict]:
-        directory = self.out / f"ratio_{ratio:.2f}"
+        name = f"ratio_{ratio:.2f}" if round(ratio, 2) == ratio else f"ratio_{ratio:g}"
+        directory = self.out / name
         report = directory / "report.json"
         recorded = directory / "options.json"
         options = self._run_options(ratio)
