@@ -146,7 +146,7 @@ def test_prune_fine_tunes_and_reports_the_three_stages(varnet_checkpoint, tmp_pa
         (["--prune.ratio=0.5", "--prune.importanc=l2"], "did you mean prune.importance"),
         (["--prune.ratio=0.5", "--prune.importance=l3"], "prune.importance must be one of"),
         (["--prune.ratio=0.5", "--prune.finetune=teacher"], "unknown strategy 'teacher'"),
-        (["--prune.ratio=0.5", "--model.init_args.recon.init_args.chans=6"], "does not match"),
+        (["--prune.ratio=0.5", "--model.init_args.recon.init_args.chans=6"], "does not fit VarNet"),
         (["--prune.ratio=0.5", "--trainer.no_such_key=2"], "no_such_key"),
     ],
 )

@@ -130,7 +130,7 @@ class PruningSession:
         self.model, self.data = init["model"], init["data"]
         if not isinstance(self.model, ReconModule):
             raise PruningError(f"the config's model {model_class} is not a ReconModule")
-        load_recon_weights(self.model.recon, str(checkpoint))
+        load_recon_weights(self.model.recon, str(checkpoint), "--ckpt_path")
         self.model.eval()
         prunable_blocks(self.model.recon, options.include_sensitivity)  # nothing prunable: fail now
         self.accelerator = str(self.resolved.get("trainer", {}).get("accelerator") or "auto")

@@ -262,7 +262,7 @@ class FineTuneModule(ReconModule):
             and self._teacher_recon is None
         ):
             teacher = copy.deepcopy(self.recon)
-            load_recon_weights(teacher, self.teacher)
+            load_recon_weights(teacher, self.teacher, "teacher")
             teacher.eval()
             teacher.requires_grad_(False)
             object.__setattr__(self, "_teacher_recon", teacher)

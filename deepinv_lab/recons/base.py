@@ -48,3 +48,32 @@ class Recon(nn.Module):
             f"{type(self).__name__} does not provide measurement_estimate; "
             "measurement-consistency fine-tuning needs it"
         )
+
+
+def load_state_checked(recon: nn.Module, state: dict, source: str) -> None:
+    """``recon.load_state_dict(state)`` after checking that every key and shape fits; the
+    ValueError starts with ``source`` (e.g. ``"init_from: checkpoint 'x.ckpt'"``) and names
+    the keys missing, unexpected or of another shape."""
+    expected = recon.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{key}: {tuple(state[key].shape)} in the file, {tuple(value.shape)} here"
+        for key, value in expected.items()
+        if key in state and tuple(state[key].shape) != tuple(value.shape)
+    ]
+    if missing or unexpected or wrong:
+        details = "; ".join(
+            f"{label} {items[:3]}{' ...' if len(items) > 3 else ''}"
+            for label, items in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("shape mismatch", wrong),
+            )
+            if items
+        )
+        raise ValueError(
+            f"{source} does not fit {type(recon).__name__} as configured ({details}); use the "
+            "same architecture arguments it was trained with"
+        )
+    recon.load_state_dict(state)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deepinv_lab.recons.base import Recon
+from deepinv_lab.recons.base import Recon, load_state_checked
 from deepinv_lab.systems.base import System
 
 
@@ -30,29 +30,7 @@ def load_recon_weights(recon: nn.Module, checkpoint_path: str | Path, owner: str
         raise ValueError(f"{owner}: {str(path)!r} holds no state dict")
     if any(key.startswith("recon.") for key in state):
         state = {k[len("recon.") :]: v for k, v in state.items() if k.startswith("recon.")}
-    expected = recon.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{key}: {tuple(state[key].shape)} in the file, {tuple(value.shape)} here"
-        for key, value in expected.items()
-        if key in state and tuple(state[key].shape) != tuple(value.shape)
-    ]
-    if missing or unexpected or wrong:
-        details = "; ".join(
-            f"{label} {items[:3]}{' ...' if len(items) > 3 else ''}"
-            for label, items in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("shape mismatch", wrong),
-            )
-            if items
-        )
-        raise ValueError(
-            f"{owner}: checkpoint {str(path)!r} does not fit {type(recon).__name__} as "
-            f"configured ({details}); use the same architecture arguments it was trained with"
-        )
-    recon.load_state_dict(state)
+    load_state_checked(recon, state, f"{owner}: checkpoint {str(path)!r}")
 
 
 class Refinement(Recon):

@@ -8,7 +8,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from deepinv_lab.functional import center_crop
-from deepinv_lab.recons.base import Recon
+from deepinv_lab.recons.base import Recon, load_state_checked
 from deepinv_lab.training.losses import make_loss
 from deepinv_lab.training.metrics import VolumeMetrics
 from deepinv_lab.training.schedulers import StepShorthand, make_scheduler
@@ -253,44 +253,26 @@ class ReconModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
 
-def load_recon_weights(recon: nn.Module, path: str) -> bool:
+def load_recon_weights(recon: nn.Module, path: str, owner: str = "init_from") -> bool:
     """Load the Recon weights (``recon.*``) of the checkpoint ``path`` into ``recon``, resized
     first to the checkpoint's pruned architecture if it has one (then True is returned). A
-    ValueError names the file and the layers that do not match."""
+    ValueError names ``owner`` (the option that gave the path), the file and the layers that do
+    not match."""
     checkpoint = read_checkpoint(path)
     state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("recon.")}
     structure = checkpoint.get(STRUCTURE_KEY)
+    recon_state = {k.removeprefix("recon."): v for k, v in state.items()}
     if structure is not None:
         recon_structure = {
             name.removeprefix("recon."): attributes
             for name, attributes in structure.items()
             if name.startswith("recon.")
         }
-        recon_state = {k.removeprefix("recon."): v for k, v in state.items()}
         try:
             apply_structure(recon, recon_structure, recon_state)
         except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
-    wanted = {f"recon.{k}": v for k, v in recon.state_dict().items()}
-    missing = sorted(set(wanted) - set(state))
-    unexpected = sorted(set(state) - set(wanted))
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)}, config {tuple(v.shape)}"
-        for k, v in wanted.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or mismatched:
-        details = "; ".join(
-            f"{what} {items[:3]}{' ...' if len(items) > 3 else ''}"
-            for what, items in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("different shapes", mismatched),
-            )
-            if items
-        )
-        raise ValueError(f"checkpoint {path} does not match the config's Recon: {details}")
-    recon.load_state_dict({k.removeprefix("recon."): v for k, v in state.items()})
+            raise ValueError(f"{owner}: {path}: {error}") from None
+    load_state_checked(recon, recon_state, f"{owner}: checkpoint {path!r}")
     return structure is not None
 
 
