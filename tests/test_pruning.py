@@ -96,6 +96,23 @@ def test_deq_denoiser_is_pruned(batch, spectral_norm):
     assert after.shape == before.shape and torch.isfinite(after).all()
 
 
+def test_pruning_a_deep_copy_leaves_the_spectrally_normalised_original_intact(batch):
+    """Deep copies of a parametrized layer share its generated class; removing the spectral
+    norm of the copy for pruning must not remove the original's ``weight``."""
+    import copy
+
+    torch.manual_seed(0)
+    deq = tiny_deq(spectral_norm=True).eval()
+    y, system = batch["y"], batch["system"]
+    with torch.no_grad():
+        before = deq(y, system)
+    pruned = copy.deepcopy(deq)
+    prune(pruned, lambda: pruned(y, system))
+    with torch.no_grad():
+        assert torch.equal(deq(y, system), before)
+        assert pruned(y, system).shape == before.shape
+
+
 def test_rcan_is_pruned_and_keeps_its_upsampling():
     torch.manual_seed(0)
     rcan, x = RCAN.example()

@@ -254,6 +254,7 @@ def _without_parametrizations(blocks) -> Iterator[None]:
         for module in block.modules():
             if parametrize.is_parametrized(module, "weight"):
                 chain = list(module.parametrizations.weight)
+                _own_class(module)
                 parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
                 saved.append((module, chain))
     try:
@@ -268,6 +269,15 @@ def _without_parametrizations(blocks) -> Iterator[None]:
                     )  # fmt: skip
                 else:
                     parametrize.register_parametrization(module, "weight", step)
+
+
+def _own_class(module: nn.Module) -> None:
+    """Give a parametrized module a private copy of its generated class. The deep copies of a
+    parametrized module share that class, and removing a parametrization deletes its property
+    from the class: without this, pruning a copy would break the original."""
+    cls = type(module)
+    attributes = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(cls.__name__, cls.__bases__, attributes)
 
 
 def _inside(root: nn.Module, name: str, kind: type) -> bool:
