@@ -124,7 +124,9 @@ class PruningSession:
             )
         pl.seed_everything(self.resolved.get("seed_everything") or 0, verbose=False)
         try:
-            init = self.parser.instantiate_classes(namespace)["fit"]
+            parser = self.parser  # jsonargparse >= 4.49 renamed instantiate_classes
+            instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+            init = instantiate(namespace)["fit"]
         except Exception as error:  # noqa: BLE001 - jsonargparse raises several kinds
             raise PruningError(condense_parser_error(str(error))) from None
         self.model, self.data = init["model"], init["data"]
