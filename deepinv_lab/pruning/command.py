@@ -212,6 +212,7 @@ class PruningSession:
             for device in ("cpu", "cuda"):
                 mine = row[f"latency_{device}_ms"]
                 reference = latencies["unpruned"][f"latency_{device}_ms"]
+                row[f"unpruned_{device}_ms"] = reference
                 row[f"speedup_{device}"] = reference / mine if mine and reference else None
         rows = with_changes(rows, unpruned)
         write_csv([unpruned, *rows], directory / "report.csv")
