@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from deepinv_lab.pruning.structured import run_hooked
+
 #: layers whose multiply-accumulates are counted (everything else is comparatively free)
 COUNTED = (nn.modules.conv._ConvNd, nn.Linear)
 
@@ -49,13 +51,7 @@ def count_macs(module: nn.Module, run: Callable[[], object]) -> int:
             kernel = layer.weight[0, 0].numel()
             total += output.numel() * (layer.in_channels // layer.groups) * kernel
 
-    handles = [m.register_forward_hook(count) for m in module.modules() if isinstance(m, COUNTED)]
-    try:
-        with torch.no_grad():
-            run()
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked([m for m in module.modules() if isinstance(m, COUNTED)], count, run)
     return total
 
 

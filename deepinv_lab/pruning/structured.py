@@ -83,7 +83,7 @@ def block_inputs(
     def keep(module, args):
         inputs.setdefault(names[id(module)], tuple(a.detach() for a in args))
 
-    _run_hooked(blocks.values(), keep, run, pre=True)
+    run_hooked(blocks.values(), keep, run, pre=True)
     missing = [name for name in blocks if name not in inputs]
     if missing:
         raise PruningError(f"blocks {missing} did not run on the example batch")
@@ -184,7 +184,7 @@ def _protected(block: nn.Module, example: tuple) -> list[nn.Module]:
     shuffles = (nn.PixelShuffle, nn.PixelUnshuffle)
     order: list[nn.Module] = []
     watched = [m for m in block.modules() if isinstance(m, (nn.modules.conv._ConvNd, *shuffles))]
-    _run_hooked(watched, lambda module, args: order.append(module), lambda: block(*example))
+    run_hooked(watched, lambda module, args, out: order.append(module), lambda: block(*example))
     convs = [m for m in order if not isinstance(m, shuffles)]
     first_shuffle = next((i for i, m in enumerate(order) if isinstance(m, shuffles)), None)
     if first_shuffle is None:
@@ -207,16 +207,17 @@ def sync_norm_features(module: nn.Module, *example: torch.Tensor) -> None:
     def record(layer, args):
         layer.num_features = int(args[0].shape[1])
 
-    _run_hooked(norms, record, lambda: module(*example), pre=True)
+    run_hooked(norms, record, lambda: module(*example), pre=True)
 
 
-def _run_hooked(modules, hook: Callable, run: Callable[[], Any], pre: bool = False) -> None:
-    """Call ``run()`` without gradients with ``hook(module, args)`` on each of ``modules``
-    (before each call with ``pre``, else after it), removing the hooks afterwards."""
+def run_hooked(modules, hook: Callable, run: Callable[[], Any], pre: bool = False) -> None:
+    """Call ``run()`` without gradients with a hook on each of ``modules``, removed afterwards:
+    ``hook(module, args)`` before each call with ``pre``, else ``hook(module, args, output)``
+    after it."""
     if pre:
         handles = [m.register_forward_pre_hook(hook) for m in modules]
     else:
-        handles = [m.register_forward_hook(lambda m, args, out: hook(m, args)) for m in modules]
+        handles = [m.register_forward_hook(hook) for m in modules]
     try:
         with torch.no_grad():
             run()
