@@ -38,9 +38,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 
+from deepinv_lab.config_errors import condense_parser_error
 from deepinv_lab.files import write_json_atomic
+from deepinv_lab.pruning.measure import (
+    count_macs,
+    count_parameters,
+    move_batch,
+    one_sample,
+    time_interleaved,
+    validation_metrics,
+)
 from deepinv_lab.pruning.options import PruneOptions
 from deepinv_lab.pruning.report import (
     format_table,
@@ -55,6 +65,8 @@ from deepinv_lab.pruning.structured import (
     prunable_blocks,
     prune_blocks,
 )
+from deepinv_lab.training.module import ReconModule, load_recon_weights, read_checkpoint
+from deepinv_lab.training.structure import STRUCTURE_KEY, structure_of
 
 FINETUNE_MODULE = "deepinv_lab.pruning.finetune.FineTuneModule"
 RECON_MODULES = ("deepinv_lab.training.module.ReconModule", FINETUNE_MODULE)
@@ -97,15 +109,9 @@ class PruningSession:
 
     def __init__(self, config_parser, base_config: Path, overrides: list[str], checkpoint: Path,
                  options: PruneOptions, out: Path):  # fmt: skip
-        import pytorch_lightning as pl
-
-        from deepinv_lab.training.module import ReconModule, load_recon_weights
-
         self.options, self.out, self.checkpoint = options, out, checkpoint
         self.overrides = list(overrides)
         self.parser = config_parser()
-        from deepinv_lab.config_errors import condense_parser_error
-
         args = ["fit", "--config", str(base_config), *overrides]
         try:
             namespace = self.parser.parse_args(args)
@@ -132,13 +138,17 @@ class PruningSession:
         self.model, self.data = init["model"], init["data"]
         if not isinstance(self.model, ReconModule):
             raise PruningError(f"the config's model {model_class} is not a ReconModule")
-        load_recon_weights(self.model.recon, str(checkpoint), "--ckpt_path")
+        source = read_checkpoint(str(checkpoint))  # once: its weights, and metadata for outputs
+        load_recon_weights(self.model.recon, str(checkpoint), "--ckpt_path", source)
+        kept = ("hyper_parameters", "hparams_name", "datamodule_hyper_parameters")
+        self.source_metadata = {key: source[key] for key in kept if key in source}
+        del source
         self.model.eval()
         prunable_blocks(self.model.recon, options.include_sensitivity)  # nothing prunable: fail now
         self.accelerator = str(self.resolved.get("trainer", {}).get("accelerator") or "auto")
         self.data.setup("fit")
         self.batch = next(iter(self.data.train_dataloader()))
-        self.timing_batch = _one_sample(next(iter(self.data.val_dataloader())))
+        self.timing_batch = one_sample(next(iter(self.data.val_dataloader())))
 
     def run(self) -> list[dict]:
         unpruned = self._unpruned()
@@ -171,6 +181,8 @@ class PruningSession:
                 return cached["row"]
         row = self._measure(self.model, 0.0, "unpruned", self.checkpoint)
         row.update(self._latencies({"unpruned": self.model})["unpruned"])
+        row["speedup_cpu"] = 1.0
+        row["speedup_cuda"] = 1.0 if row["latency_cuda_ms"] else None
         write_json_atomic(path, {"key": key, "row": row})
         return row
 
@@ -200,8 +212,6 @@ class PruningSession:
         if self.options.finetune:
             finetuned = self._finetune(directory, pruned_path)
             tuned = copy.deepcopy(self.model)
-            from deepinv_lab.training.module import load_recon_weights
-
             load_recon_weights(tuned.recon, str(finetuned))
             rows.append(self._measure(tuned, ratio, "finetuned", finetuned))
             models["finetuned"] = tuned
@@ -250,14 +260,7 @@ class PruningSession:
     def _save(self, model, path: Path, ratio: float, pruning) -> None:
         """A Lightning checkpoint of the pruned module: the input's metadata and
         hyperparameters, the pruned weights and architecture, no training state."""
-        import pytorch_lightning as pl
-
-        from deepinv_lab.training.module import read_checkpoint
-        from deepinv_lab.training.structure import STRUCTURE_KEY, structure_of
-
-        source = read_checkpoint(str(self.checkpoint))
-        kept = ("hyper_parameters", "hparams_name", "datamodule_hyper_parameters")
-        checkpoint = {key: source[key] for key in kept if key in source}
+        checkpoint = dict(self.source_metadata)
         checkpoint.update(
             {
                 "pytorch-lightning_version": pl.__version__,
@@ -330,13 +333,6 @@ class PruningSession:
 
     def _measure(self, model, ratio: float, stage: str, checkpoint: Path) -> dict:
         """Parameters, MACs of one reconstruction, validation metrics."""
-        from deepinv_lab.pruning.measure import (
-            count_macs,
-            count_parameters,
-            move_batch,
-            validation_metrics,
-        )
-
         model.eval()
         recon = model.recon.to("cpu")
         blocks = prunable_blocks(recon, self.options.include_sensitivity)
@@ -358,8 +354,6 @@ class PruningSession:
     def _latencies(self, models: dict) -> dict[str, dict]:
         """Median latency of one reconstruction per model, on the CPU and on the GPU if there
         is one; the models are timed in turns (:func:`~.measure.time_interleaved`)."""
-        from deepinv_lab.pruning.measure import move_batch, time_interleaved
-
         out = {name: {"latency_cuda_ms": None} for name in models}
         devices = [torch.device("cpu")]
         if torch.cuda.is_available():
@@ -421,12 +415,6 @@ def _read_config(path: str) -> dict:
     if not isinstance(config, dict):
         raise PruningError(f"{path}: a config is a JSON object")
     return config
-
-
-def _one_sample(batch: dict) -> dict:
-    from deepinv_lab.pruning.measure import one_sample
-
-    return one_sample(batch)
 
 
 def _newest(directory: Path, pattern: str) -> Path | None:

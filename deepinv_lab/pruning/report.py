@@ -28,19 +28,13 @@ STAGES = ("unpruned", "pruned", "finetuned")
 
 
 def with_changes(rows: list[dict], reference: dict) -> list[dict]:
-    """The rows with PSNR change and, where they have none yet, speedups relative to
-    ``reference`` (the unpruned row)."""
+    """The rows with their PSNR change relative to ``reference`` (the unpruned row); speedups
+    are set where the latencies are measured, beside the reference."""
     out = []
     for row in rows:
-        row = dict(row)
-        for device in ("cpu", "cuda"):
-            if row.get(f"speedup_{device}") is not None:  # timed beside its own reference
-                continue
-            mine, theirs = row.get(f"latency_{device}_ms"), reference.get(f"latency_{device}_ms")
-            row[f"speedup_{device}"] = theirs / mine if mine and theirs else None
         psnr, base = row.get("val_psnr"), reference.get("val_psnr")
-        row["psnr_change"] = psnr - base if psnr is not None and base is not None else None
-        out.append(row)
+        change = psnr - base if psnr is not None and base is not None else None
+        out.append({**row, "psnr_change": change})
     return out
 
 

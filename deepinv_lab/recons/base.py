@@ -50,6 +50,30 @@ class Recon(nn.Module):
         )
 
 
+def image_output(x: torch.Tensor, magnitude: bool) -> torch.Tensor:
+    """``|x|`` for a complex ``x`` when ``magnitude`` (MRI Recons return magnitude images)."""
+    return x.abs() if magnitude and x.is_complex() else x
+
+
+class SolutionRecon(Recon):
+    """A Recon whose estimate ``x`` lives in the System's input space (complex for MRI):
+    subclasses implement ``solution(y, system)``; :meth:`forward` returns it as an image
+    (``|x|`` with ``magnitude``) and :meth:`measurement_estimate` maps it to measurements.
+    DEQ and the unrolled Recons (MoDL, unrolled proximal gradient) are such Recons."""
+
+    magnitude: bool
+
+    def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:
+        return image_output(self.solution(y, system), self.magnitude)
+
+    def measurement_estimate(
+        self, y: torch.Tensor, system: System, observe: System | None = None
+    ) -> torch.Tensor:
+        """``A x`` with ``A`` = ``observe`` (default ``system``) and ``x`` the complex
+        ``solution(y, system)``; see :meth:`Recon.measurement_estimate`."""
+        return (system if observe is None else observe)(self.solution(y, system))
+
+
 def load_state_checked(recon: nn.Module, state: dict, source: str) -> None:
     """``recon.load_state_dict(state)`` after checking that every key and shape fits; the
     ValueError starts with ``source`` (e.g. ``"init_from: checkpoint 'x.ckpt'"``) and names

@@ -12,12 +12,11 @@ from deepinv_lab.optim.convergence import OnFailure
 from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
 from deepinv_lab.optim.deq import DeepEquilibrium
 from deepinv_lab.optim.unroll import ModlIteration, ProximalGradientIteration
-from deepinv_lab.recons.base import Recon
-from deepinv_lab.recons.unrolled import image_output
+from deepinv_lab.recons.base import SolutionRecon
 from deepinv_lab.systems.base import LinearSystem
 
 
-class DEQ(Recon):
+class DEQ(SolutionRecon):
     """``x* = T(x*)``: a model-based iteration run to its fixed point, differentiated implicitly.
 
     The iteration ``T`` is one of
@@ -103,24 +102,13 @@ class DEQ(Recon):
         self.magnitude = magnitude
 
     def solution(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
-        """The fixed point ``x*`` before :func:`image_output`: complex for MRI, in the System's
-        input space."""
+        """The fixed point ``x*`` (complex for MRI, in the System's input space)."""
         adjoint_y = system.adjoint(y)
 
         def step(x: torch.Tensor) -> torch.Tensor:
             return self.iteration(x, adjoint_y, system.normal)
 
         return self.deq(step, adjoint_y)
-
-    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
-        return image_output(self.solution(y, system), self.magnitude)
-
-    def measurement_estimate(
-        self, y: torch.Tensor, system: LinearSystem, observe: LinearSystem | None = None
-    ) -> torch.Tensor:
-        """``A x*`` with ``A`` = ``observe`` (default ``system``) and ``x*`` the complex
-        :meth:`solution` of ``(y, system)``; see :meth:`Recon.measurement_estimate`."""
-        return (system if observe is None else observe)(self.solution(y, system))
 
     def diagnostics(self) -> dict[str, float]:
         out = {f"deq/{name}": float(value) for name, value in self.deq.stats.items()}

@@ -9,16 +9,11 @@ from torch import nn
 
 from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
 from deepinv_lab.optim.unroll import ModlIteration, ProximalGradientIteration, Unrolled
-from deepinv_lab.recons.base import Recon
+from deepinv_lab.recons.base import SolutionRecon
 from deepinv_lab.systems.base import LinearSystem
 
 
-def image_output(x: torch.Tensor, magnitude: bool) -> torch.Tensor:
-    """``|x|`` for a complex ``x`` when ``magnitude`` (MRI Recons return magnitude images)."""
-    return x.abs() if magnitude and x.is_complex() else x
-
-
-class _UnrolledRecon(Recon):
+class _UnrolledRecon(SolutionRecon):
     """``x_K`` of ``self.unrolled`` started from ``x_0 = A^H y``, with ``A^H y`` and ``A^H A`` as
     the iteration's context."""
 
@@ -26,19 +21,9 @@ class _UnrolledRecon(Recon):
     magnitude: bool
 
     def solution(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
-        """``x_K`` before :func:`image_output`: complex for MRI, in the System's input space."""
+        """``x_K`` (complex for MRI, in the System's input space)."""
         adjoint_y = system.adjoint(y)
         return self.unrolled(adjoint_y, adjoint_y, system.normal)
-
-    def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
-        return image_output(self.solution(y, system), self.magnitude)
-
-    def measurement_estimate(
-        self, y: torch.Tensor, system: LinearSystem, observe: LinearSystem | None = None
-    ) -> torch.Tensor:
-        """``A x_K`` with ``A`` = ``observe`` (default ``system``) and ``x_K`` the complex
-        :meth:`solution` of ``(y, system)``; see :meth:`Recon.measurement_estimate`."""
-        return (system if observe is None else observe)(self.solution(y, system))
 
 
 class MoDL(_UnrolledRecon):

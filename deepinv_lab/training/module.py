@@ -253,12 +253,15 @@ class ReconModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
 
-def load_recon_weights(recon: nn.Module, path: str, owner: str = "init_from") -> bool:
+def load_recon_weights(
+    recon: nn.Module, path: str, owner: str = "init_from", checkpoint: dict | None = None
+) -> bool:
     """Load the Recon weights (``recon.*``) of the checkpoint ``path`` into ``recon``, resized
     first to the checkpoint's pruned architecture if it has one (then True is returned). A
     ValueError names ``owner`` (the option that gave the path), the file and the layers that do
-    not match."""
-    checkpoint = read_checkpoint(path)
+    not match. ``checkpoint``: the file's contents, when the caller has read it already."""
+    if checkpoint is None:
+        checkpoint = read_checkpoint(path)
     state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("recon.")}
     structure = checkpoint.get(STRUCTURE_KEY)
     recon_state = {k.removeprefix("recon."): v for k, v in state.items()}
