@@ -333,10 +333,12 @@ def _run(args: list[str], cli_args: list[str] | None) -> int:
     if os.environ.get(DEBUG_ENV):
         _check_config_files(args)
         _build_cli(cli_args)
+        _close_process_group()
         return 0
     try:
         _check_config_files(args)
         _build_cli(cli_args)
+        _close_process_group()
     except SystemExit as exit_:  # --help, --print_config, or an argparse error already printed
         return _exit_status(exit_)
     except Exception as error:  # noqa: BLE001 - one line for the user, the traceback behind a flag
@@ -352,6 +354,20 @@ def _run(args: list[str], cli_args: list[str] | None) -> int:
         )
         return 2
     return 0
+
+
+def _close_process_group() -> None:
+    """End a DDP run's process group once every process has finished.
+
+    Lightning destroys only NCCL groups at exit; a gloo group left to interpreter shutdown can
+    abort the process (``terminate called without an active exception``, exit status -6) after
+    the run itself succeeded, when gloo's worker threads are torn down with the interpreter.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # no process closes its connections while another still uses them
+        dist.destroy_process_group()
 
 
 def _exit_status(exit_: SystemExit) -> int:
