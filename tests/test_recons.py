@@ -53,10 +53,14 @@ def test_proximal_gradient_with_identity_prior_is_landweber():
 
 def test_modl_with_identity_prior_converges_to_least_squares():
     """D = identity: MoDL's iteration x <- (A^H A + lam I)^{-1}(A^H y + lam x) is the proximal
-    point method, whose fixed point is the least-squares solution (CG-SENSE with lam -> 0)."""
+    point method, whose fixed point is the least-squares solution (CG-SENSE with lam -> 0).
+
+    Poorly conditioned directions contract by lam / (s^2 + lam) per iteration: 10 iterations left
+    up to 1.3e-2 over 30 random systems, 40 leave below 1e-5 on all of them."""
+    torch.manual_seed(0)  # the example system's maps and mask come from the global generator
     system, y, _ = _mri(batch=1, dtype=torch.complex128)
     recon = MoDL(
-        Identity(), num_iterations=10, damping=0.01, cg_max_iter=30, cg_tol=1e-12, magnitude=False
+        Identity(), num_iterations=40, damping=0.01, cg_max_iter=30, cg_tol=1e-12, magnitude=False
     ).double()
     with torch.no_grad():
         reference = CGSense(damping=1e-9, tol=1e-12, max_iter=500, magnitude=False)(y, system)
