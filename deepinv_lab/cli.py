@@ -331,14 +331,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: list[str], cli_args: list[str] | None) -> int:
     """Run a Lightning subcommand; user errors become one line on stderr and exit code 2."""
     if os.environ.get(DEBUG_ENV):
-        _check_config_files(args)
-        _build_cli(cli_args)
-        _close_process_group()
+        _run_lightning(args, cli_args)
         return 0
     try:
-        _check_config_files(args)
-        _build_cli(cli_args)
-        _close_process_group()
+        _run_lightning(args, cli_args)
     except SystemExit as exit_:  # --help, --print_config, or an argparse error already printed
         return _exit_status(exit_)
     except Exception as error:  # noqa: BLE001 - one line for the user, the traceback behind a flag
@@ -354,6 +350,12 @@ def _run(args: list[str], cli_args: list[str] | None) -> int:
         )
         return 2
     return 0
+
+
+def _run_lightning(args: list[str], cli_args: list[str] | None) -> None:
+    _check_config_files(args)
+    _build_cli(cli_args)
+    _close_process_group()
 
 
 def _close_process_group() -> None:
