@@ -187,7 +187,12 @@ def _build_cli(args: list[str] | None, parse_only: bool = False):
             },
         },
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False},
+        # allow_abbrev=False: a prefix (--trainer.max_epoch) is an unknown key, not a guess
+        parser_kwargs={
+            "exit_on_error": False,
+            "allow_abbrev": False,
+            **{name: {"allow_abbrev": False} for name in LIGHTNING_SUBCOMMANDS},
+        },
         auto_configure_optimizers=False,
     )
 
