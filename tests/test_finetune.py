@@ -304,7 +304,6 @@ def test_the_teacher_keeps_its_architecture_when_the_student_is_pruned(batch, tm
         warnings.simplefilter("ignore")
         inputs = block_inputs(pruned.recon, blocks, lambda: pruned.recon(y, system))
         prune_blocks(blocks, inputs, 0.5)
-    pruned.pruned = True
     checkpoint = {"state_dict": pruned.state_dict()}
     pruned.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, tmp_path / "pruned.ckpt")

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.srgan import SRGANDiscriminator, SRGANGenerator
 from deepinv_lab.recons.image import Interpolation, SuperResolution
 from deepinv_lab.systems.downsampling import Downsampling
@@ -282,7 +283,7 @@ def test_generator_checkpoint_initialises_the_generator(tmp_path):
             generator_checkpoint=str(path),
         )
     assert "shape mismatch" in str(error.value)
-    with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
+    with pytest.raises(UserError, match="generator_checkpoint: .*nowhere.ckpt: no such file"):
         GANModule(
             recon=_generator(),
             discriminator=_TinyDiscriminator(),

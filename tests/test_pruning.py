@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from deepinv_lab.checkpoints import STRUCTURE_KEY, apply_structure, has_pruned_architecture
 from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
 from deepinv_lab.models import RCAN, DnCNN
 from deepinv_lab.pruning.structured import (
@@ -18,7 +19,6 @@ from deepinv_lab.pruning.structured import (
 )
 from deepinv_lab.recons import DEQ, CGSense, VarNet, ZeroFilled
 from deepinv_lab.training.module import ReconModule
-from deepinv_lab.training.structure import STRUCTURE_KEY, apply_structure
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,6 @@ def test_a_pruned_checkpoint_loads_into_the_unpruned_architecture(batch):
     module = ReconModule(recon=tiny_varnet())
     y, system = batch["y"], batch["system"]
     prune(module.recon, lambda: module.recon(y, system))
-    module.pruned = True
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
     assert STRUCTURE_KEY in checkpoint
@@ -153,7 +152,7 @@ def test_a_pruned_checkpoint_loads_into_the_unpruned_architecture(batch):
     module.eval(), fresh.eval()
     with torch.no_grad():
         torch.testing.assert_close(fresh.recon(y, system), module.recon(y, system))
-    assert fresh.pruned  # and its own checkpoints keep the structure
+    assert has_pruned_architecture(fresh)  # and its own checkpoints keep the structure
 
     other = ReconModule(recon=VarNet(num_cascades=1, chans=8, pools=2, sens_chans=4, sens_pools=1))
     with pytest.raises(ValueError, match="layer 'recon.cascades.1.*does not match the config"):

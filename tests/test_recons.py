@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import rss, upsample_bicubic
 from deepinv_lab.models import RCAN, BiasFreeDnCNN, DnCNN, ResNetDenoiser, Unet
 from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
@@ -231,7 +232,7 @@ def test_refinement_freezes_and_loads_its_first_stage(tmp_path):
     wider = VarNet(num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1)
     with pytest.raises(ValueError, match=r"varnet.ckpt.*shape mismatch.*use the same architecture"):
         Refinement(wider, rcan, recon_checkpoint=str(checkpoint))
-    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+    with pytest.raises(UserError, match="recon_checkpoint: .*nope.ckpt: no such file"):
         Refinement(_tiny_varnet(), rcan, recon_checkpoint=str(tmp_path / "nope.ckpt"))
 
 

@@ -6,7 +6,7 @@
 - ``status.json``: the point (number, name, values) and the run's state: ``running``,
   ``completed`` or ``failed``, the stages done, their times, the error of a failed stage;
 - ``fit.log``, ``test.log``: the output of each stage (attempts appended);
-- the TensorBoard events, ``checkpoints/`` (``last.ckpt``, ``last-step.ckpt``, best) and
+- the TensorBoard events, ``checkpoints/`` (``last.ckpt``, the best) and
   ``test_metrics.json`` that the runs write, being their logger's directory.
 """
 
@@ -18,6 +18,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from deepinv_lab.checkpoints import read_checkpoint, resume_checkpoint
 from deepinv_lab.files import write_json_atomic
 from deepinv_lab.grid.spec import Point
 
@@ -79,10 +80,8 @@ class RunDirectory:
         return json.loads(self.config_path.read_text())
 
     def newest_checkpoint(self) -> Path | None:
-        """The newest of ``last.ckpt`` (epoch ends) and ``last-step.ckpt`` (every N steps): where
-        an interrupted fit resumes."""
-        candidates = list(self.checkpoints.glob("last*.ckpt"))
-        return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+        """Where an interrupted fit resumes (``checkpoints/last.ckpt``), or None."""
+        return resume_checkpoint(self.path)
 
     def best_checkpoint(self) -> Path | None:
         """The best checkpoint of a finished fit, as recorded by the ModelCheckpoint that monitors
@@ -90,9 +89,7 @@ class RunDirectory:
         newest = self.newest_checkpoint()
         if newest is None:
             return None
-        import torch
-
-        state = torch.load(newest, map_location="cpu", mmap=True, weights_only=False)
+        state = read_checkpoint(newest)
         for key, callback in (state.get("callbacks") or {}).items():
             if not str(key).startswith("ModelCheckpoint") or not isinstance(callback, dict):
                 continue

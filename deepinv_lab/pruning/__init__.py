@@ -2,4 +2,4 @@
 (:mod:`.structured`), fine-tuning strategies (:mod:`.finetune`), measurements and the report
 (:mod:`.measure`, :mod:`.report`), the ``deepinv-lab prune`` command (:mod:`.command`,
 :mod:`.options`). A pruned architecture's record in checkpoints lives in
-:mod:`deepinv_lab.training.structure`; see docs/pruning.md."""
+:mod:`deepinv_lab.checkpoints.structure`; see docs/pruning.md."""

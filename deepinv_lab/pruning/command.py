@@ -41,6 +41,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from deepinv_lab.checkpoints import (
+    STRUCTURE_KEY,
+    load_recon_weights,
+    read_checkpoint,
+    resume_checkpoint,
+    structure_of,
+)
 from deepinv_lab.config_errors import condense_parser_error
 from deepinv_lab.files import write_json_atomic
 from deepinv_lab.pruning.measure import (
@@ -65,8 +72,7 @@ from deepinv_lab.pruning.structured import (
     prunable_blocks,
     prune_blocks,
 )
-from deepinv_lab.training.module import ReconModule, load_recon_weights, read_checkpoint
-from deepinv_lab.training.structure import STRUCTURE_KEY, structure_of
+from deepinv_lab.training.module import ReconModule
 
 FINETUNE_MODULE = "deepinv_lab.pruning.finetune.FineTuneModule"
 RECON_MODULES = ("deepinv_lab.training.module.ReconModule", FINETUNE_MODULE)
@@ -212,7 +218,7 @@ class PruningSession:
         if self.options.finetune:
             finetuned = self._finetune(directory, pruned_path)
             tuned = copy.deepcopy(self.model)
-            load_recon_weights(tuned.recon, str(finetuned))
+            load_recon_weights(tuned.recon, str(finetuned), "fine-tuned checkpoint")
             rows.append(self._measure(tuned, ratio, "finetuned", finetuned))
             models["finetuned"] = tuned
         # timed in turns with the unpruned network: speedups from the same moments
@@ -285,9 +291,9 @@ class PruningSession:
         config = self._finetune_config(directory, pruned)
         config_path = directory / "finetune.json"
         write_json_atomic(config_path, config)
-        checkpoints = directory / "finetune" / "checkpoints"
+        run = directory / "finetune"
         command = [sys.executable, "-m", "deepinv_lab.cli", "fit", "--config", str(config_path)]
-        last = _newest(checkpoints, "last*.ckpt")
+        last = resume_checkpoint(run)
         if last is not None:
             print(f"  resuming fine-tuning from {last}")
             command += ["--ckpt_path", str(last)]
@@ -300,9 +306,9 @@ class PruningSession:
             raise PruningError(
                 f"fine-tuning failed (exit {done.returncode}); see {directory / 'finetune.log'}"
             )
-        final = _newest(checkpoints, "last*.ckpt")
+        final = resume_checkpoint(run)
         if final is None:
-            raise PruningError(f"fine-tuning wrote no last.ckpt in {checkpoints}")
+            raise PruningError(f"fine-tuning wrote no last.ckpt in {run / 'checkpoints'}")
         return final
 
     def _finetune_config(self, directory: Path, pruned: Path) -> dict:
@@ -415,11 +421,6 @@ def _read_config(path: str) -> dict:
     if not isinstance(config, dict):
         raise PruningError(f"{path}: a config is a JSON object")
     return config
-
-
-def _newest(directory: Path, pattern: str) -> Path | None:
-    found = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
 
 
 def _save_atomic(checkpoint: dict, path: Path, source: Path) -> None:

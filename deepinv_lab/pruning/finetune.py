@@ -32,11 +32,12 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from deepinv_lab.checkpoints import load_recon_weights
 from deepinv_lab.models.sensitivity import acs_window
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.systems.base import System
 from deepinv_lab.systems.mri import KSpaceMask, MultiCoilFourier, MultiCoilMRI, SingleCoilMRI
-from deepinv_lab.training.module import ReconModule, load_recon_weights
+from deepinv_lab.training.module import ReconModule
 from deepinv_lab.training.schedulers import StepShorthand
 
 STRATEGIES = ("supervised", "measurement", "distillation")

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepinv_lab.checkpoints import mark_pruned_architecture
 from deepinv_lab.models.base import Model
 from deepinv_lab.models.sensitivity import SensitivityModel
 
@@ -137,6 +138,7 @@ def prune_blocks(
     for name, block in blocks.items():
         block.zero_grad(set_to_none=True)
         sync_norm_features(block, *inputs[name])
+        mark_pruned_architecture(block)  # whoever holds it saves its architecture
     return [
         BlockPruning(name, before[name][0], _params(b), before[name][1], _channels(b))
         for name, b in blocks.items()

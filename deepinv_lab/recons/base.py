@@ -72,32 +72,3 @@ class SolutionRecon(Recon):
         """``A x`` with ``A`` = ``observe`` (default ``system``) and ``x`` the complex
         ``solution(y, system)``; see :meth:`Recon.measurement_estimate`."""
         return (system if observe is None else observe)(self.solution(y, system))
-
-
-def load_state_checked(recon: nn.Module, state: dict, source: str) -> None:
-    """``recon.load_state_dict(state)`` after checking that every key and shape fits; the
-    ValueError starts with ``source`` (e.g. ``"init_from: checkpoint 'x.ckpt'"``) and names
-    the keys missing, unexpected or of another shape."""
-    expected = recon.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{key}: {tuple(state[key].shape)} in the file, {tuple(value.shape)} here"
-        for key, value in expected.items()
-        if key in state and tuple(state[key].shape) != tuple(value.shape)
-    ]
-    if missing or unexpected or wrong:
-        details = "; ".join(
-            f"{label} {items[:3]}{' ...' if len(items) > 3 else ''}"
-            for label, items in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("shape mismatch", wrong),
-            )
-            if items
-        )
-        raise ValueError(
-            f"{source} does not fit {type(recon).__name__} as configured ({details}); use the "
-            "same architecture arguments it was trained with"
-        )
-    recon.load_state_dict(state)

@@ -3,34 +3,12 @@ whose output an RCAN refines, with the first stage optionally pretrained and fro
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from deepinv_lab.recons.base import Recon, load_state_checked
+from deepinv_lab.checkpoints import load_recon_weights
+from deepinv_lab.recons.base import Recon
 from deepinv_lab.systems.base import System
-
-
-def load_recon_weights(recon: nn.Module, checkpoint_path: str | Path, owner: str) -> None:
-    """Load ``recon``'s weights from a training checkpoint (a Lightning ``.ckpt`` whose
-    ``state_dict`` holds ``recon.*``, or a plain state dict of the Recon itself).
-
-    The error names the file and the keys or shapes that do not match.
-    """
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{owner}: checkpoint {str(path)!r} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same message
-        raise ValueError(f"{owner}: cannot read checkpoint {str(path)!r}: {error}") from None
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{owner}: {str(path)!r} holds no state dict")
-    if any(key.startswith("recon.") for key in state):
-        state = {k[len("recon.") :]: v for k, v in state.items() if k.startswith("recon.")}
-    load_state_checked(recon, state, f"{owner}: checkpoint {str(path)!r}")
 
 
 class Refinement(Recon):
@@ -45,7 +23,9 @@ class Refinement(Recon):
             it runs without recording a graph and stays in eval mode), as in the two-stage
             training of the SNU fastMRI challenge entry.
         recon_checkpoint: load the first stage's weights from a checkpoint of a previous run
-            (e.g. ``logs/varnet/version_0/checkpoints/last.ckpt`` from ``configs/varnet.json``).
+            (e.g. ``logs/varnet/version_0/checkpoints/last.ckpt`` from ``configs/varnet.json``);
+            a pruned checkpoint (``deepinv-lab prune``) resizes the first stage to its
+            architecture.
 
     Shapes: those of ``recon``; for VarNet ``(B, coils, H, W)`` k-space -> ``(B, 1, H, W)``.
     """
@@ -64,7 +44,7 @@ class Refinement(Recon):
         self.residual = residual
         self.freeze_recon = freeze_recon
         if recon_checkpoint is not None:
-            load_recon_weights(recon, recon_checkpoint, type(self).__name__)
+            load_recon_weights(recon, recon_checkpoint, f"{type(self).__name__} recon_checkpoint")
         if freeze_recon:
             recon.requires_grad_(False)
             recon.eval()

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from deepinv_lab.checkpoints import load_recon_weights
 from deepinv_lab.recons.base import Recon
-from deepinv_lab.recons.refinement import load_recon_weights
 from deepinv_lab.training.module import ReconModule, _built_from_config, _require_target
 from deepinv_lab.training.schedulers import StepShorthand
 

@@ -7,12 +7,18 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from deepinv_lab.checkpoints import (
+    STRUCTURE_KEY,
+    apply_structure,
+    has_pruned_architecture,
+    load_recon_weights,
+    structure_of,
+)
 from deepinv_lab.functional import center_crop
-from deepinv_lab.recons.base import Recon, load_state_checked
+from deepinv_lab.recons.base import Recon
 from deepinv_lab.training.losses import make_loss
 from deepinv_lab.training.metrics import VolumeMetrics
 from deepinv_lab.training.schedulers import StepShorthand, make_scheduler
-from deepinv_lab.training.structure import STRUCTURE_KEY, apply_structure, structure_of
 
 METRIC_NAMES = ("ssim", "psnr", "nmse")
 
@@ -106,8 +112,7 @@ class ReconModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         # before the optimizer is built and before a resumed run's own checkpoint loads
         if stage == "fit" and self.init_from is not None and not self._initialised:
-            if load_recon_weights(self.recon, self.init_from):
-                self.pruned = True
+            load_recon_weights(self.recon, self.init_from, "init_from")
             self._initialised = True
 
     def forward(self, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
@@ -201,8 +206,9 @@ class ReconModule(pl.LightningModule):
         self._log_volume_metrics("val")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # a pruned Recon's channel counts travel with its weights (training/structure.py)
-        if getattr(self, "pruned", False):
+        # a pruned Recon's channel counts travel with its weights (checkpoints/structure.py),
+        # also when only a part of it was loaded from a pruned checkpoint (Refinement's stage)
+        if has_pruned_architecture(self):
             checkpoint[STRUCTURE_KEY] = structure_of(self)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -210,7 +216,6 @@ class ReconModule(pl.LightningModule):
         structure = checkpoint.get(STRUCTURE_KEY)
         if structure is not None:
             apply_structure(self, structure, checkpoint.get("state_dict", {}))
-            self.pruned = True
 
     def on_test_epoch_end(self) -> None:
         tables = self._log_volume_metrics("test")
@@ -251,48 +256,6 @@ class ReconModule(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
-
-
-def load_recon_weights(
-    recon: nn.Module, path: str, owner: str = "init_from", checkpoint: dict | None = None
-) -> bool:
-    """Load the Recon weights (``recon.*``) of the checkpoint ``path`` into ``recon``, resized
-    first to the checkpoint's pruned architecture if it has one (then True is returned). A
-    ValueError names ``owner`` (the option that gave the path), the file and the layers that do
-    not match. ``checkpoint``: the file's contents, when the caller has read it already."""
-    if checkpoint is None:
-        checkpoint = read_checkpoint(path)
-    state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("recon.")}
-    structure = checkpoint.get(STRUCTURE_KEY)
-    recon_state = {k.removeprefix("recon."): v for k, v in state.items()}
-    if structure is not None:
-        recon_structure = {
-            name.removeprefix("recon."): attributes
-            for name, attributes in structure.items()
-            if name.startswith("recon.")
-        }
-        try:
-            apply_structure(recon, recon_structure, recon_state)
-        except ValueError as error:
-            raise ValueError(f"{owner}: {path}: {error}") from None
-    load_state_checked(recon, recon_state, f"{owner}: checkpoint {path!r}")
-    return structure is not None
-
-
-def read_checkpoint(path: str) -> dict:
-    """A Lightning checkpoint as a dict (on the CPU); a clear error for a missing or foreign
-    file."""
-    from pathlib import Path
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise ValueError(f"cannot read checkpoint {path}: {error}") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{path} is not a Lightning checkpoint (it has no 'state_dict')")
-    return checkpoint
 
 
 def _require_target(batch: dict, stage: str) -> None:

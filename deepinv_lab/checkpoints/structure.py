@@ -5,6 +5,13 @@ A config builds the *unpruned* Recon; a pruned checkpoint carries, under
 ``num_features``, ...). Loading resizes the layers to them, then the weights load as usual: so
 ``deepinv-lab test``/``predict`` and ``load_from_checkpoint`` take a pruned checkpoint like any
 other.
+
+A module resized to a pruned architecture (by pruning, or by loading a pruned checkpoint) is
+marked (:func:`mark_pruned_architecture`), so that a module holding it, e.g. a ``Refinement``
+whose first stage came from a pruned checkpoint, records the architecture in its own
+checkpoints (:func:`has_pruned_architecture`). Only pruned checkpoints carry one: an unpruned
+checkpoint whose shapes differ from the config's Recon is a mismatch to report, not a shape to
+adopt.
 """
 
 from __future__ import annotations
@@ -14,8 +21,11 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
+
 #: the checkpoint key of the pruned architecture
 STRUCTURE_KEY = "pruned_structure"
+_MARK = "_deepinv_lab_pruned_architecture"
 #: the layer attributes that describe channel counts
 CHANNEL_ATTRIBUTES = (
     "in_channels",
@@ -43,14 +53,15 @@ def apply_structure(
 ) -> list[str]:
     """Give ``module`` the recorded ``structure``: set the channel attributes and resize every
     parameter and buffer whose shape differs in ``state_dict`` (their values are then loaded
-    from it). Returns the names of the resized tensors; a ValueError names a layer that
-    ``module`` does not have."""
+    from it) and mark it (:func:`mark_pruned_architecture`). Returns the names of the resized
+    tensors; a UserError names a layer that ``module`` does not have."""
     modules = dict(module.named_modules())
     for name, attributes in structure.items():
         if name not in modules:
-            raise ValueError(
+            raise UserError(
                 f"the pruned checkpoint describes layer {name!r}, which the config's Recon does "
-                "not have: the checkpoint does not match the config"
+                "not have: the checkpoint does not match the config (another Recon class or "
+                "other architecture arguments)"
             )
         for attribute, value in attributes.items():
             setattr(modules[name], attribute, value)
@@ -70,4 +81,16 @@ def apply_structure(
                     fresh = nn.Parameter(fresh, requires_grad=tensor.requires_grad)
                 tensors[local] = fresh
                 resized.append(key)
+    mark_pruned_architecture(module)
     return resized
+
+
+def mark_pruned_architecture(module: nn.Module) -> None:
+    """Record that ``module`` has been resized to a pruned architecture."""
+    object.__setattr__(module, _MARK, True)
+
+
+def has_pruned_architecture(module: nn.Module) -> bool:
+    """True when ``module`` or one of its submodules has been resized to a pruned architecture
+    (its checkpoints must then carry :func:`structure_of` it)."""
+    return any(getattr(sub, _MARK, False) for sub in module.modules())
