@@ -51,8 +51,10 @@ def test_fit_then_test_end_to_end(tiny_config, tmp_path, capsys):
 
     assert main(["test", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
     assert "test metrics:" in capsys.readouterr().out
-    test_dir = tmp_path / "logs" / "varnet" / "version_1"
+    test_dir = run_dir / "test"  # the checkpoint's run, not a new version_1
+    assert not (tmp_path / "logs" / "varnet" / "version_1").exists()
     table = json.loads((test_dir / "test_metrics.json").read_text())
+    assert table["checkpoint"] == str(last)
     (volume,) = table["volumes"]  # the built-in validation set is one volume of 13 slices
     assert volume["fname"] == "mni152_t1_val" and volume["slices"] == 13
     assert table["mean"]["test/ssim"] == pytest.approx(volume["ssim"])
@@ -60,6 +62,7 @@ def test_fit_then_test_end_to_end(tiny_config, tmp_path, capsys):
 
     assert main(["predict", "--config", str(tiny_config), "--ckpt_path", str(last)]) == 0
     written = capsys.readouterr().out.split("reconstructions: ")[-1].strip()
+    assert Path(written) == run_dir / "predict" / "reconstructions"
     (volume_file,) = Path(written).glob("*.h5")  # fastMRI's submission format
     assert volume_file.name == "mni152_t1_val.h5"
     with h5py.File(volume_file) as file:
@@ -82,9 +85,9 @@ def test_fit_resumes_from_a_checkpoint(tiny_config, tmp_path):
     assert main([*args, "--ckpt_path", str(last)]) == 0
     resumed = tmp_path / "logs" / "varnet" / "version_1" / "checkpoints" / "last.ckpt"
     assert torch.load(resumed, weights_only=False)["epoch"] == 1
-    # --ckpt_path last finds the newest last checkpoint and keeps logging into its run directory
-    assert main(["fit", "--config", str(tiny_config), "--trainer.max_epochs", "3",
-                 "--ckpt_path", "last"]) == 0  # fmt: skip
+    # --ckpt_path last resumes the run the logger's version names, logging into it
+    resume = ["--ckpt_path", "last", "--trainer.logger.init_args.version", "1"]
+    assert main(["fit", "--config", str(tiny_config), "--trainer.max_epochs", "3", *resume]) == 0
     assert torch.load(resumed, weights_only=False)["epoch"] == 2
     assert not (tmp_path / "logs" / "varnet" / "version_2").exists()
 

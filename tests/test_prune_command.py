@@ -143,8 +143,9 @@ def test_prune_fine_tunes_and_reports_the_three_stages(varnet_checkpoint, tmp_pa
         (["--prune.ratio=1.5"], "prune.ratio must be in (0, 1), got 1.5"),
         (["--prune.ratio=0"], "prune.ratio must be in (0, 1), got 0.0"),
         ([], "give prune.ratio"),
-        (["--prune.ratio=0.5", "--prune.importanc=l2"], "did you mean prune.importance"),
-        (["--prune.ratio=0.5", "--prune.importance=l3"], "prune.importance must be one of"),
+        (["--prune.ratio=0.5", "--prune.importanc=l2"], "did you mean --prune.importance"),
+        (["--prune.ratio=0.5", "--prune.importance=l3"], "prune.importance: expected one of"),
+        (["--prune.ratio=many"], "prune.ratio: expected"),
         (["--prune.ratio=0.5", "--prune.finetune=teacher"], "unknown strategy 'teacher'"),
         (["--prune.ratio=0.5", "--model.init_args.recon.init_args.chans=6"], "does not fit VarNet"),
         (["--prune.ratio=0.5", "--trainer.no_such_key=2"], "no_such_key"),
@@ -164,25 +165,37 @@ def test_nothing_prunable_and_missing_files_are_named(varnet_checkpoint, tmp_pat
     assert "nothing to prune in CGSense" in capsys.readouterr().err
     missing = tmp_path / "missing.ckpt"
     assert prune("varnet", missing, tmp_path / "out", "--prune.ratio=0.5") == 2
-    assert f"checkpoint not found: {missing}" in capsys.readouterr().err
+    assert f"--ckpt_path: {missing}: no such file" in capsys.readouterr().err
     inside = varnet_checkpoint.parent
     assert prune("varnet", varnet_checkpoint, inside, "--prune.ratio=0.5") == 2
     assert "lies inside the output directory" in capsys.readouterr().err
 
 
-def test_options_from_the_config_section_and_the_command_line():
-    options = PruneOptions.from_values(
-        {"ratios": "0.3,0.1", "finetune": '{"measurement": 2}', "include_sensitivity": "true"}
-    )
-    assert options.sweep == [0.1, 0.3]
+def test_options_from_the_config_section_and_the_command_line(tmp_path):
+    """The prune group of the parser: a config's prune section, overridden by --prune.<key>."""
+    from deepinv_lab.cli import config_parser
+    from deepinv_lab.pruning.options import add_prune_arguments
+
+    config = json.loads((CONFIGS / "varnet.json").read_text())
+    config["prune"] = {"ratios": "0.3,0.1", "finetune": {"measurement": 2}, "repeats": 3}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    parser = config_parser(add_prune_arguments)
+    parsed = parser.parse_args(["fit", "--config", str(path), "--prune.include_sensitivity=true"])
+    options = PruneOptions(**parsed.fit.prune.as_dict())
+    assert options.sweep == [0.1, 0.3] and options.repeats == 3
     assert options.finetune == {"measurement": 2.0} and options.include_sensitivity is True
-    assert PruneOptions.from_values({"ratio": 0.5, "finetune": "none"}).finetune == {}
-    with pytest.raises(PruningError, match="prune.finetune_steps: 'many' is not an integer"):
-        PruneOptions.from_values({"ratio": 0.5, "finetune_steps": "many"})
+    assert PruneOptions(ratio=0.5, finetune="none").finetune == {}
+    assert PruneOptions(ratio=0.5, finetune="supervised,distillation").finetune == {
+        "supervised": 1.0,
+        "distillation": 1.0,
+    }
     with pytest.raises(PruningError, match="not both"):
-        PruneOptions.from_values({"ratio": 0.5, "ratios": [0.1]})
+        PruneOptions(ratio=0.5, ratios=[0.1])
     with pytest.raises(PruningError, match="repeated"):
-        PruneOptions.from_values({"ratios": [0.1, 0.1]})
+        PruneOptions(ratios=[0.1, 0.1])
+    with pytest.raises(PruningError, match="prune.ratios: 'a,b' is not a list of numbers"):
+        PruneOptions(ratios="a,b")
 
 
 def test_macs_count_every_call_in_closed_form():

@@ -1,5 +1,6 @@
 """Interruptions: a training run killed mid-epoch and resumed with ``--ckpt_path last`` ends with
-exactly the weights of an uninterrupted run (deterministic mode, CPU)."""
+exactly the weights of an uninterrupted run (deterministic mode, CPU), and TensorBoard shows each
+step once; Ctrl-C says how to resume."""
 
 import os
 import signal
@@ -49,7 +50,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_config, tmp_path):
     slow = ["--trainer.callbacks+=tests.slow_steps.SlowSteps", "--trainer.callbacks.seconds=0.4"]
     process = subprocess.Popen(fit_command(tiny_config, "killed", *slow), env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    step_checkpoint = logs / "killed/version_0/checkpoints/last-step.ckpt"
+    step_checkpoint = logs / "killed/version_0/checkpoints/last.ckpt"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         if (global_step(step_checkpoint) or 0) >= 6:
@@ -72,3 +73,40 @@ def test_killed_run_resumes_to_the_same_weights(tiny_config, tmp_path):
     adam, adam_whole = final["optimizer_states"][0]["state"], whole["optimizer_states"][0]["state"]
     for index, state in adam_whole.items():
         assert torch.equal(adam[index]["exp_avg_sq"], state["exp_avg_sq"])
+
+    # 4. the curves: every step once (the killed run's steps after step 6 are purged), the same
+    # values as the uninterrupted run's
+    curves = {
+        name: scalars(logs / f"{name}/version_0", "train/loss") for name in ("whole", "killed")
+    }
+    steps = [step for step, _ in curves["killed"]]
+    assert steps == sorted(set(steps)) and steps == [step for step, _ in curves["whole"]]
+    assert [value for _, value in curves["killed"]] == [value for _, value in curves["whole"]]
+    assert len(scalars(logs / "killed/version_0", "val/ssim")) == 2
+
+
+def scalars(run: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run)).Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
+def test_ctrl_c_says_how_to_resume(tiny_config, tmp_path):
+    slow = ["--trainer.callbacks+=tests.slow_steps.SlowSteps", "--trainer.callbacks.seconds=0.4"]
+    command = fit_command(tiny_config, "stopped", *slow)
+    process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    checkpoint = tmp_path / "logs/stopped/version_0/checkpoints/last.ckpt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if (global_step(checkpoint) or 0) >= 2:
+            process.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.05)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err[-2000:]
+    hint = err.split("To resume: ")[-1].splitlines()[0]
+    assert hint.startswith("deepinv-lab fit --config")
+    assert hint.endswith("--ckpt_path last --trainer.logger.init_args.version 0")
+    assert f"{checkpoint} holds step 2" in err

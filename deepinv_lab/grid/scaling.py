@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from deepinv_lab.errors import UserError
+
 # Metrics for which smaller is better: the value itself is the gap to the ideal 0.
 LOWER_IS_BETTER = ("loss", "mse", "nmse", "mae", "l1")
 # Suffixes that name *which* value of a metric was logged, not what it measures.
 _METRIC_SUFFIXES = ("_best", "_final")
 
 
-class ScalingError(ValueError):
+class ScalingError(UserError):
     """The run table or the data cannot give a power-law fit; the message says what is missing."""
 
 

@@ -35,10 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepinv_lab.errors import UserError
+
 RESERVED = ("zip", "sample", "fixed", "labels")
 
 
-class GridError(ValueError):
+class GridError(UserError):
     """A bad grid file or grid point: the message names the key (or the file)."""
 
 

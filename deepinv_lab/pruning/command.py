@@ -27,13 +27,14 @@ run again, so an interrupted sweep resumes; the input checkpoint is only read.
 
 from __future__ import annotations
 
-import argparse
 import copy
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from argparse import ArgumentError
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ from deepinv_lab.checkpoints import (
     resume_checkpoint,
     structure_of,
 )
-from deepinv_lab.config_errors import condense_parser_error
+from deepinv_lab.checkpoints.config import RUN_CONFIG_KEY
+from deepinv_lab.config_errors import describe_parser_error
+from deepinv_lab.errors import UserError
 from deepinv_lab.files import write_json_atomic
 from deepinv_lab.pruning.measure import (
     count_macs,
@@ -58,7 +61,7 @@ from deepinv_lab.pruning.measure import (
     time_interleaved,
     validation_metrics,
 )
-from deepinv_lab.pruning.options import PruneOptions
+from deepinv_lab.pruning.options import PruneOptions, add_prune_arguments
 from deepinv_lab.pruning.report import (
     format_table,
     log_tensorboard,
@@ -76,79 +79,80 @@ from deepinv_lab.training.module import ReconModule
 
 FINETUNE_MODULE = "deepinv_lab.pruning.finetune.FineTuneModule"
 RECON_MODULES = ("deepinv_lab.training.module.ReconModule", FINETUNE_MODULE)
-PREFIX = "--prune."
 
 
-def prune_command(args: list[str], config_parser: Callable[[], Any]) -> int:
-    """Run ``deepinv-lab prune`` (see the module docstring); PruningError, ValueError and
-    FileNotFoundError name what the user gave wrong."""
-    config_path, checkpoint, values, overrides = _split_arguments(args)
-    config = _read_config(config_path)
-    section = config.pop("prune", {})
-    if not isinstance(section, dict):
-        raise PruningError(f"{config_path}: 'prune' must be an object of prune.<key> values")
-    options = PruneOptions.from_values({**section, **values})
-    checkpoint = Path(checkpoint).resolve()
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+def prune_command(args: list[str], config_parser: Callable[..., Any]) -> int:
+    """Run ``deepinv-lab prune`` (see the module docstring). It parses with ``fit``'s parser
+    (``config_parser``) plus the ``prune`` group; a :class:`~deepinv_lab.errors.UserError`
+    names what the user gave wrong."""
+    parser = config_parser(add_prune_arguments)
+    command = ["fit", *args]
+    try:
+        namespace = parser.parse_args(command)
+    except ArgumentError as error:
+        raise UserError(describe_parser_error(error, parser, command)) from error
+    config = namespace.fit
+    if not config.get("config"):
+        raise PruningError("give the config the checkpoint was trained with: --config X.json")
+    if not config.get("ckpt_path"):
+        raise PruningError("give the trained checkpoint: --ckpt_path CKPT")
+    options = PruneOptions(**config.prune.as_dict())
+    checkpoint = Path(config.ckpt_path).resolve()
     out = Path(options.out).resolve()
     if out in checkpoint.parents:
         raise PruningError(
             f"the input checkpoint {checkpoint} lies inside the output directory {out}; choose "
             "another prune.out (the input is never written to)"
         )
+    source = read_checkpoint(checkpoint, "--ckpt_path")  # once: weights and metadata
+    resolved = json.loads(
+        parser.dump(namespace, format="json", skip_none=False, skip_validation=True)
+    )["fit"]
+    for key in ("config", "ckpt_path", "prune"):
+        resolved.pop(key, None)
     out.mkdir(parents=True, exist_ok=True)
-    base_config = out / "config.json"
-    write_json_atomic(base_config, config)
+    write_json_atomic(out / "config.json", resolved)
     write_json_atomic(out / "prune.json", {"checkpoint": str(checkpoint), **vars(options)})
 
-    session = PruningSession(config_parser, base_config, overrides, checkpoint, options, out)
+    session = PruningSession(parser, namespace, resolved, checkpoint, source, options, out)
+    del source
     rows = session.run()
     if len(options.sweep) > 1:
-        plot = plot_sweep(rows, out / "sweep.png", title=Path(config_path).stem)
+        title = Path(str(config.config[0])).stem
+        plot = plot_sweep(rows, out / "sweep.png", title=title)
         print(f"  speed vs quality: {plot}")
     return 0
 
 
 class PruningSession:
-    """One ``deepinv-lab prune`` run: the unpruned network measured once, then each ratio."""
+    """One ``deepinv-lab prune`` run: the unpruned network measured once, then each ratio.
 
-    def __init__(self, config_parser, base_config: Path, overrides: list[str], checkpoint: Path,
+    Args:
+        parser, namespace: the parser and what it parsed (``fit``'s keys and ``prune``).
+        resolved: the run's full config (without ``prune``), as ``fit`` would run it.
+        checkpoint, source: the trained checkpoint's path and contents.
+        options: the prune options; ``out`` their output directory.
+    """
+
+    def __init__(self, parser, namespace, resolved: dict, checkpoint: Path, source: dict,
                  options: PruneOptions, out: Path):  # fmt: skip
         self.options, self.out, self.checkpoint = options, out, checkpoint
-        self.overrides = list(overrides)
-        self.parser = config_parser()
-        args = ["fit", "--config", str(base_config), *overrides]
-        try:
-            namespace = self.parser.parse_args(args)
-        except SystemExit:
-            raise PruningError(f"the config parser rejected {' '.join(args[1:])}") from None
-        except Exception as error:  # noqa: BLE001 - jsonargparse raises several kinds
-            raise PruningError(condense_parser_error(str(error))) from None
-
-        self.resolved = json.loads(
-            self.parser.dump(namespace, format="json", skip_none=False, skip_validation=True)
-        )["fit"]
+        self.resolved = resolved
         model_class = self.resolved["model"]["class_path"]
         if model_class not in RECON_MODULES and options.finetune:
             raise PruningError(
                 f"prune.finetune fine-tunes a ReconModule; the config's model is {model_class}"
             )
         pl.seed_everything(self.resolved.get("seed_everything") or 0, verbose=False)
-        try:
-            parser = self.parser  # jsonargparse >= 4.49 renamed instantiate_classes
-            instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-            init = instantiate(namespace)["fit"]
-        except Exception as error:  # noqa: BLE001 - jsonargparse raises several kinds
-            raise PruningError(condense_parser_error(str(error))) from None
+        # jsonargparse >= 4.49 renamed instantiate_classes
+        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+        init = instantiate(namespace)["fit"]
         self.model, self.data = init["model"], init["data"]
         if not isinstance(self.model, ReconModule):
             raise PruningError(f"the config's model {model_class} is not a ReconModule")
-        source = read_checkpoint(str(checkpoint))  # once: its weights, and metadata for outputs
         load_recon_weights(self.model.recon, str(checkpoint), "--ckpt_path", source)
-        kept = ("hyper_parameters", "hparams_name", "datamodule_hyper_parameters")
+        kept = ("hyper_parameters", "hparams_name", "datamodule_hyper_parameters", RUN_CONFIG_KEY)
         self.source_metadata = {key: source[key] for key in kept if key in source}
-        del source
         self.model.eval()
         prunable_blocks(self.model.recon, options.include_sensitivity)  # nothing prunable: fail now
         self.accelerator = str(self.resolved.get("trainer", {}).get("accelerator") or "auto")
@@ -242,11 +246,12 @@ class PruningSession:
         options = vars(self.options)
         kept = ("importance", "scope", "include_sensitivity", "finetune", "finetune_steps",
                 "holdout", "repeats", "warmup", "val_batches")  # fmt: skip
+        config = json.dumps(self.resolved, sort_keys=True, default=str).encode()
         return {
             "checkpoint": str(self.checkpoint),
             "ratio": ratio,
             **{key: options[key] for key in kept},
-            "overrides": self.overrides,
+            "config_sha256": hashlib.sha256(config).hexdigest(),
         }
 
     def _prune(self, model, ratio: float):
@@ -313,8 +318,6 @@ class PruningSession:
 
     def _finetune_config(self, directory: Path, pruned: Path) -> dict:
         config = copy.deepcopy(self.resolved)
-        config.pop("config", None)
-        config["ckpt_path"] = None
         model = config["model"]
         init_args = dict(model.get("init_args") or {})
         init_args.update(
@@ -378,49 +381,6 @@ class PruningSession:
         for model in models.values():
             model.to("cpu")
         return out
-
-
-def _split_arguments(args: list[str]) -> tuple[str, str, dict[str, str], list[str]]:
-    """``--config``, ``--ckpt_path``, the ``--prune.<key>`` values, and the config overrides."""
-    parser = argparse.ArgumentParser(
-        prog="deepinv-lab prune",
-        description="Structured pruning of a trained Recon's priors, with fine-tuning and a "
-        "report. --prune.<key> options: ratio, ratios, importance, scope, include_sensitivity, "
-        "out, finetune, finetune_steps, holdout, repeats, warmup, val_batches (see "
-        "docs/pruning.md); other --key value pairs override the config as in `fit`.",
-    )
-    parser.add_argument("--config", "-c", required=True, help="the Recon's JSON config")
-    parser.add_argument("--ckpt_path", required=True, help="the trained checkpoint (only read)")
-    known, rest = parser.parse_known_args(args)
-    values: dict[str, str] = {}
-    overrides: list[str] = []
-    index = 0
-    while index < len(rest):
-        arg = rest[index]
-        if arg.startswith(PREFIX):
-            key, has_value, value = arg[len(PREFIX) :].partition("=")
-            if not has_value:
-                if index + 1 >= len(rest):
-                    raise PruningError(f"{arg} needs a value")
-                index += 1
-                value = rest[index]
-            values[key] = value
-        else:
-            overrides.append(arg)
-        index += 1
-    return known.config, known.ckpt_path, values, overrides
-
-
-def _read_config(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        config = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise PruningError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise PruningError(f"{path}: a config is a JSON object")
-    return config
 
 
 def _save_atomic(checkpoint: dict, path: Path, source: Path) -> None:

@@ -1,12 +1,16 @@
-"""The options of ``deepinv-lab prune``: a config's ``prune`` section and ``--prune.<key>``
-command-line values, checked before anything runs."""
+"""The options of ``deepinv-lab prune``: the ``prune`` group of its parser.
+
+``deepinv-lab prune`` parses with the parser of ``fit`` plus this group
+(:func:`add_prune_arguments`), so ``--prune.<key>`` values and a config's ``prune`` section are
+typed, checked and reported like every other key (an unknown key gets a suggestion, a wrong
+type names the key). :class:`PruneOptions` then checks what a type cannot say.
+"""
 
 from __future__ import annotations
 
-import difflib
 import json
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from deepinv_lab.pruning.structured import IMPORTANCES, SCOPES, PruningError
 
@@ -19,13 +23,15 @@ class PruneOptions:
 
     Attributes:
         ratio: the fraction of the prior's channels removed, in (0, 1).
-        ratios: several ratios: a sweep, one run per ratio, with a speed-vs-quality plot.
+        ratios: several ratios: a sweep, one run per ratio, with a speed-vs-quality plot; a
+            list or a comma-separated string (``0.1,0.3,0.5``).
         importance: how channels are ranked: ``l1``, ``l2`` (weight norms) or ``taylor``.
         scope: ``per_block`` (each network loses ``ratio`` of its channels) or ``global``.
         include_sensitivity: also prune a VarNet's coil-sensitivity network.
         out: the output directory.
-        finetune: the fine-tuning strategies and their weights, e.g.
-            ``{"supervised": 1.0}``; empty: no fine-tuning.
+        finetune: the fine-tuning strategies and their weights: ``{"supervised": 1.0}``, a list
+            of names or a comma-separated string of names (each weighted 1); ``None`` or
+            ``"none"``: no fine-tuning. After construction, always a dict.
         finetune_steps: optimizer steps of fine-tuning.
         holdout: the fraction of the measurements held out for the measurement-consistency
             loss (SSDU's Lambda).
@@ -34,34 +40,22 @@ class PruneOptions:
     """
 
     ratio: float | None = None
-    ratios: list[float] | None = None
-    importance: str = "l1"
-    scope: str = "per_block"
+    ratios: list[float] | str | None = None
+    importance: Literal[IMPORTANCES] = "l1"
+    scope: Literal[SCOPES] = "per_block"
     include_sensitivity: bool = False
     out: str = "pruned"
-    finetune: dict[str, float] = field(default_factory=dict)
+    finetune: dict[str, float] | list[str] | str | None = None
     finetune_steps: int = 200
     holdout: float = 0.4
     repeats: int = 10
     warmup: int = 2
     val_batches: int | None = None
 
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> PruneOptions:
-        """Options from ``prune.<key>`` values (strings from the command line are parsed);
-        a PruningError names a key that does not exist or a value that does not fit."""
-        names = [f.name for f in fields(cls)]
-        options = cls()
-        for key, value in values.items():
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" (did you mean prune.{close[0]}?)" if close else ""
-                raise PruningError(
-                    f"unknown key prune.{key}{hint}; the keys are: {', '.join(names)}"
-                )
-            setattr(options, key, _convert(key, value))
-        options.check()
-        return options
+    def __post_init__(self) -> None:
+        self.ratios = _ratios(self.ratios)
+        self.finetune = _strategies(self.finetune)
+        self.check()
 
     @property
     def sweep(self) -> list[float]:
@@ -69,6 +63,7 @@ class PruneOptions:
         return sorted(self.ratios) if self.ratios else [self.ratio]
 
     def check(self) -> None:
+        """What the types do not say: a :class:`PruningError` names the key."""
         if self.ratio is None and not self.ratios:
             raise PruningError("give prune.ratio (e.g. --prune.ratio 0.5) or prune.ratios")
         if self.ratio is not None and self.ratios:
@@ -78,14 +73,11 @@ class PruneOptions:
                 raise PruningError(f"prune.ratio must be in (0, 1), got {ratio}")
         if self.ratios and len(set(self.ratios)) != len(self.ratios):
             raise PruningError(f"prune.ratios has a repeated value: {self.ratios}")
-        if self.importance not in IMPORTANCES:
-            raise PruningError(
-                f"prune.importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}"
-            )
-        if self.scope not in SCOPES:
-            raise PruningError(
-                f"prune.scope must be one of {', '.join(SCOPES)}, got {self.scope!r}"
-            )
+        for key, allowed in (("importance", IMPORTANCES), ("scope", SCOPES)):
+            if getattr(self, key) not in allowed:
+                raise PruningError(
+                    f"prune.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}"
+                )
         for name, weight in self.finetune.items():
             if name not in STRATEGIES:
                 raise PruningError(
@@ -107,57 +99,21 @@ class PruneOptions:
             raise PruningError(f"prune.val_batches must be >= 1, got {self.val_batches}")
 
 
-def _convert(key: str, value: Any) -> Any:
-    """A ``prune.<key>`` value of the right type; command-line strings are parsed."""
-    try:
-        if key in ("ratio", "holdout"):
-            return None if value is None and key == "ratio" else _number(value, float)
-        if key in ("finetune_steps", "repeats", "warmup"):
-            return _number(value, int)
-        if key == "val_batches":
-            return None if value in (None, "null", "None") else _number(value, int)
-        if key == "ratios":
-            if isinstance(value, str):
-                text = value.strip()
-                value = json.loads(text) if text.startswith("[") else text.split(",")
-            if not isinstance(value, list) or not value:
-                raise TypeError("a non-empty list of numbers")
-            return [_number(v, float) for v in value]
-        if key == "include_sensitivity":
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            if not isinstance(value, bool):
-                raise TypeError("true or false")
-            return value
-        if key == "finetune":
-            return _strategies(value)
-        if not isinstance(value, str):
-            raise TypeError("a string")
+def add_prune_arguments(parser) -> None:
+    """Add the ``prune`` group (:class:`PruneOptions`) to a jsonargparse parser."""
+    parser.add_class_arguments(PruneOptions, "prune", help="deepinv-lab prune's options")
+
+
+def _ratios(value: list[float] | str | None) -> list[float] | None:
+    """A list of ratios from a list or from ``"0.1,0.3"``."""
+    if value is None or isinstance(value, list):
         return value
-    except (TypeError, ValueError) as error:
-        raise PruningError(f"prune.{key}: {value!r} is not {_expected(error)}") from None
-
-
-def _expected(error: Exception) -> str:
-    message = str(error)
-    return message if message.startswith(("a ", "an ", "true")) else f"valid ({message})"
-
-
-def _number(value: Any, kind: type) -> int | float:
-    if isinstance(value, bool):
-        raise TypeError("a number")
-    if isinstance(value, str):
-        try:
-            number = float(value.strip()) if kind is float else int(value.strip())
-        except ValueError:
-            raise TypeError("an integer" if kind is int else "a number") from None
-    elif isinstance(value, int | float):
-        number = kind(value)
-        if kind is int and number != value:
-            raise TypeError("an integer")
-    else:
-        raise TypeError("an integer" if kind is int else "a number")
-    return number
+    try:
+        return [float(part) for part in str(value).split(",") if part.strip()] or None
+    except ValueError:
+        raise PruningError(
+            f"prune.ratios: {value!r} is not a list of numbers (e.g. 0.1,0.3 or [0.1, 0.3])"
+        ) from None
 
 
 def _strategies(value: Any) -> dict[str, float]:
@@ -166,15 +122,20 @@ def _strategies(value: Any) -> dict[str, float]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith(("{", "[")):
-            value = json.loads(text)
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise PruningError(f"prune.finetune: {text!r} is not valid JSON: {error}") from None
         elif text.lower() in ("", "none"):
             return {}
         else:
             value = [name.strip() for name in text.split(",")]
+    if value is None:
+        return {}
     if isinstance(value, list | tuple):
         return {str(name): 1.0 for name in value}
     if isinstance(value, dict):
-        return {str(name): float(_number(weight, float)) for name, weight in value.items()}
-    if value is None:
-        return {}
-    raise TypeError("a dict of strategy weights or a list of strategy names")
+        return {str(name): float(weight) for name, weight in value.items()}
+    raise PruningError(
+        f"prune.finetune: {value!r} is not a dict of strategy weights or a list of names"
+    )

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from deepinv_lab.checkpoints import mark_pruned_architecture
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
 from deepinv_lab.models.sensitivity import SensitivityModel
 
@@ -33,7 +34,7 @@ IMPORTANCES = ("l1", "l2", "taylor")
 SCOPES = ("per_block", "global")
 
 
-class PruningError(ValueError):
+class PruningError(UserError):
     """Nothing to prune, or a bad pruning argument: the message names it."""
 
 

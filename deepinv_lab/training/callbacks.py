@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from deepinv_lab.checkpoints.config import flatten
+
 
 def image_grid(images: list[torch.Tensor], max_value: float | torch.Tensor) -> torch.Tensor:
     """Tile ``(C, H, W)`` images side by side into one ``(C, H, n W)`` image in ``[0, 1]``."""
@@ -199,19 +201,11 @@ class Throughput(pl.Callback):
         self._last, self._batches, self._samples = time.perf_counter(), 0, 0
 
 
-def flatten_config(config: dict, prefix: str = "") -> dict[str, float | int | str | bool]:
+def flatten_config(config: dict) -> dict[str, float | int | str | bool]:
     """Nested config -> ``{"model.init_args.recon.init_args.chans": 18, ...}`` of TensorBoard
     HParams values (numbers, strings, booleans; lists and None as strings)."""
-    flat: dict[str, float | int | str | bool] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten_config(value, f"{name}."))
-        elif isinstance(value, (bool, int, float, str)):
-            flat[name] = value
-        else:
-            flat[name] = str(value)
-    return flat
+    flat = flatten(config)
+    return {k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in flat.items()}
 
 
 class HParamsLogger(pl.Callback):
@@ -228,6 +222,7 @@ class HParamsLogger(pl.Callback):
         super().__init__()
         self.params = params
         self._written = False
+        self._logged: tuple | None = None
 
     @staticmethod
     def _tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
@@ -265,8 +260,10 @@ class HParamsLogger(pl.Callback):
             value = trainer.callback_metrics.get(name)
             if value is not None and value.numel() == 1:
                 values[_hp_tag(name)] = float(value)
-        if values:
+        logged = (trainer.global_step, values)
+        if values and logged != self._logged:  # training's end repeats the last validation
             logger.log_metrics(values, step=trainer.global_step)
+            self._logged = logged
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._write(trainer, pl_module, "val")

@@ -14,6 +14,7 @@ from deepinv_lab.checkpoints import (
     load_recon_weights,
     structure_of,
 )
+from deepinv_lab.checkpoints.config import RUN_CONFIG_KEY
 from deepinv_lab.functional import center_crop
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.training.losses import make_loss
@@ -108,6 +109,9 @@ class ReconModule(pl.LightningModule):
         self.test_results: list[dict] | None = None
         self.init_from = init_from
         self._initialised = False
+        #: the run's whole config (set by ``deepinv-lab fit``), stored in every checkpoint so
+        #: that ``--ckpt_path`` alone rebuilds the run
+        self.run_config: dict | None = None
 
     def setup(self, stage: str) -> None:
         # before the optimizer is built and before a resumed run's own checkpoint loads
@@ -210,6 +214,8 @@ class ReconModule(pl.LightningModule):
         # also when only a part of it was loaded from a pruned checkpoint (Refinement's stage)
         if has_pruned_architecture(self):
             checkpoint[STRUCTURE_KEY] = structure_of(self)
+        if self.run_config is not None:
+            checkpoint[RUN_CONFIG_KEY] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # before the weights load: give the config's (unpruned) Recon the pruned shapes
