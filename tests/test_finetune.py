@@ -11,6 +11,7 @@ import torch
 
 from deepinv_lab.cli import main
 from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import ifft2c, rss
 from deepinv_lab.models import DnCNN
 from deepinv_lab.models.sensitivity import acs_window
@@ -211,7 +212,7 @@ def test_varnet_estimate_is_its_final_kspace(batch):
 
 
 def test_a_recon_without_estimate_says_so(batch):
-    with pytest.raises(TypeError, match="ZeroFilled does not provide measurement_estimate"):
+    with pytest.raises(UserError, match="ZeroFilled does not provide measurement_estimate"):
         ZeroFilled().measurement_estimate(batch["y"], batch["system"])
 
 
@@ -344,7 +345,7 @@ def test_bad_strategies_and_batches(batch):
     module.training_step(no_target, 0)  # measurement consistency needs no ground truth
     with pytest.raises(ValueError, match="no 'target'.*'supervised'"):
         make_module(tiny_varnet()).training_step(no_target, 0)
-    with pytest.raises(TypeError, match="ZeroFilled does not provide measurement_estimate"):
+    with pytest.raises(UserError, match="ZeroFilled does not provide measurement_estimate"):
         make_module(ZeroFilled(), strategies={"measurement": 1.0}).training_step(batch, 0)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import difflib
 import json
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
-from deepinv_lab.config_errors import condense_parser_error
+from deepinv_lab.config_errors import describe_parser_error
 from deepinv_lab.grid.spec import GridError, GridSpec, Point
 
 #: keys the grid sets itself for every run
@@ -46,10 +47,8 @@ class ConfigResolver:
         args += [f"--{key}={as_argument(value)}" for key, value in overrides.items()]
         try:
             namespace = self.parser.parse_args(args)
-        except SystemExit:  # jsonargparse with exit_on_error printed the problem already
-            raise GridError(f"the parser rejected {' '.join(args[3:])}") from None
-        except Exception as error:  # noqa: BLE001 - jsonargparse raises several kinds
-            raise GridError(condense_parser_error(str(error))) from None
+        except ArgumentError as error:
+            raise GridError(describe_parser_error(error, self.parser, args)) from None
         dumped = self.parser.dump(namespace, format="json", skip_none=False, skip_validation=True)
         return json.loads(dumped)[self.subcommand]
 

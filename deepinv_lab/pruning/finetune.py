@@ -33,6 +33,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from deepinv_lab.checkpoints import load_recon_weights
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.sensitivity import acs_window
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.systems.base import System
@@ -81,7 +82,7 @@ def split_mask(
         shared ``(1, ...)`` mask comes with ``B`` ACS widths).
     """
     if not 0 < holdout < 1:
-        raise ValueError(f"holdout must be in (0, 1) (the held-out fraction), got {holdout}")
+        raise UserError(f"holdout must be in (0, 1) (the held-out fraction), got {holdout}")
     if mask.ndim != 4 or mask.shape[1] != 1 or mask.is_complex():
         raise ValueError(
             "split_mask expects a real mask of shape (B, 1, 1, W) or (B, 1, H, W), got dtype "
@@ -132,17 +133,17 @@ _MASKABLE = (MultiCoilMRI, MultiCoilFourier, SingleCoilMRI, KSpaceMask)
 
 
 def _check_maskable(system: System) -> None:
-    """A ValueError unless :func:`with_mask` can give ``system`` another mask."""
+    """A UserError unless :func:`with_mask` can give ``system`` another mask."""
     kind = type(system)
     if kind in _MASKABLE:
         return
     if isinstance(getattr(system, "mask", None), torch.Tensor):
-        raise ValueError(
+        raise UserError(
             f"measurement-consistency fine-tuning splits the System's sampling mask; it cannot "
             f"rebuild a {kind.__name__} with another mask (supported: "
             f"{', '.join(k.__name__ for k in _MASKABLE)})"
         )
-    raise ValueError(
+    raise UserError(
         "measurement-consistency fine-tuning splits the System's sampling mask; "
         f"{kind.__name__} has none"
     )
@@ -243,7 +244,7 @@ class FineTuneModule(ReconModule):
         super().__init__(recon, loss, optimizer, lr_scheduler, baseline, init_from)
         self.strategy_weights = _check_strategies(strategies, teacher)
         if not 0 < holdout < 1:
-            raise ValueError(f"holdout must be in (0, 1) (the held-out fraction), got {holdout}")
+            raise UserError(f"holdout must be in (0, 1) (the held-out fraction), got {holdout}")
         self.teacher = teacher
         self.holdout = holdout
         # not a submodule: neither optimized nor saved in checkpoints (set in setup)
@@ -274,7 +275,7 @@ class FineTuneModule(ReconModule):
         output = None
         if "supervised" in self.strategy_weights:
             if "target" not in batch:
-                raise ValueError(
+                raise UserError(
                     "training: the batches have no 'target', which the 'supervised' fine-tuning "
                     "strategy needs; 'measurement' and 'distillation' need none"
                 )
@@ -324,25 +325,25 @@ class FineTuneModule(ReconModule):
 
 
 def _check_strategies(strategies: dict[str, float] | None, teacher: str | None) -> dict:
-    """The strategies with a positive weight; ValueErrors for bad names, weights or teacher."""
+    """The strategies with a positive weight; UserErrors for bad names, weights or teacher."""
     strategies = {"supervised": 1.0} if strategies is None else dict(strategies)
     unknown = sorted(set(strategies) - set(STRATEGIES))
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"unknown fine-tuning strategy {', '.join(map(repr, unknown))} in strategies; "
             f"valid: {', '.join(STRATEGIES)}"
         )
     negative = {name: w for name, w in strategies.items() if not w >= 0}
     if negative:
-        raise ValueError(f"strategies: weights must be >= 0, got {negative}")
+        raise UserError(f"strategies: weights must be >= 0, got {negative}")
     used = {name: float(w) for name, w in strategies.items() if w > 0}
     if not used:
-        raise ValueError(
+        raise UserError(
             f"strategies: at least one weight must be > 0, got {strategies} "
             f"(valid: {', '.join(STRATEGIES)})"
         )
     if "distillation" in used and teacher is None:
-        raise ValueError(
+        raise UserError(
             "strategies: 'distillation' needs a teacher checkpoint (teacher: path to the "
             "unpruned model's checkpoint)"
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import System
 
 
@@ -42,9 +43,9 @@ class Recon(nn.Module):
 
         Not ``system(forward(y, system))``: ``forward`` of MRI Recons returns magnitudes, which
         the System cannot map back to k-space. Recons with a complex solution (DEQ, the unrolled
-        Recons) or a k-space estimate (VarNet) override this; the base class raises a TypeError.
+        Recons) or a k-space estimate (VarNet) override this; the base class raises a UserError.
         """
-        raise TypeError(
+        raise UserError(
             f"{type(self).__name__} does not provide measurement_estimate; "
             "measurement-consistency fine-tuning needs it"
         )

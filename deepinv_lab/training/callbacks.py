@@ -13,6 +13,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from deepinv_lab.checkpoints.config import flatten
+from deepinv_lab.errors import UserError
 
 
 def image_grid(images: list[torch.Tensor], max_value: float | torch.Tensor) -> torch.Tensor:
@@ -123,7 +124,7 @@ class ReconstructionWriter(BasePredictionWriter):
     ) -> None:
         images = prediction.detach().float().cpu()
         if images.ndim != 4 or images.shape[1] != 1:
-            raise ValueError(
+            raise UserError(
                 f"ReconstructionWriter: expected reconstructions of shape (B, 1, H, W), got "
                 f"{tuple(images.shape)}"
             )
@@ -311,7 +312,7 @@ class EMA(pl.Callback):
     def __init__(self, decay: float = 0.999, start_step: int = 0):
         super().__init__()
         if not 0 <= decay < 1:
-            raise ValueError(f"EMA: decay must be in [0, 1), got {decay}")
+            raise UserError(f"EMA: decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.start_step = start_step
         self.average: dict[str, torch.Tensor] | None = None

@@ -25,6 +25,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from deepinv_lab.checkpoints import load_recon_weights
+from deepinv_lab.errors import UserError
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.training.module import ReconModule, _built_from_config, _require_target
 from deepinv_lab.training.schedulers import StepShorthand
@@ -130,32 +131,32 @@ class GANModule(ReconModule):
             ("pixel_weight", pixel_weight),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"GANModule: {name} must be a number >= 0, got {value!r}")
+                raise UserError(f"GANModule: {name} must be a number >= 0, got {value!r}")
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"GANModule: {name} must be finite and >= 0, got {value!r}")
+                raise UserError(f"GANModule: {name} must be finite and >= 0, got {value!r}")
         if isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int):
-            raise ValueError(
+            raise UserError(
                 f"GANModule: pretrain_epochs must be an integer >= 0, got {pretrain_epochs!r}"
             )
         if pretrain_epochs < 0:
-            raise ValueError(f"GANModule: pretrain_epochs must be >= 0, got {pretrain_epochs}")
+            raise UserError(f"GANModule: pretrain_epochs must be >= 0, got {pretrain_epochs}")
         if gradient_clip_val is not None and not (
             isinstance(gradient_clip_val, (int, float)) and gradient_clip_val > 0
         ):
-            raise ValueError(
+            raise UserError(
                 f"GANModule: gradient_clip_val must be > 0 or null, got {gradient_clip_val!r}"
             )
         if gradient_clip_algorithm not in ("norm", "value"):
-            raise ValueError(
+            raise UserError(
                 "GANModule: gradient_clip_algorithm must be 'norm' or 'value', got "
                 f"{gradient_clip_algorithm!r}"
             )
         if not isinstance(discriminator, nn.Module):
-            raise ValueError(
+            raise UserError(
                 f"GANModule: discriminator must be an nn.Module, got {type(discriminator).__name__}"
             )
         if perceptual_loss is not None and not callable(perceptual_loss):
-            raise ValueError("GANModule: perceptual_loss must be callable as loss(pred, target)")
+            raise UserError("GANModule: perceptual_loss must be callable as loss(pred, target)")
         # ReconModule.__init__ is called explicitly, not through super(): Lightning's
         # save_hyperparameters walks up the __init__ frames that define __class__ (those calling
         # super()), so this frame's modules (discriminator, perceptual_loss) are not collected,
@@ -276,7 +277,7 @@ class GANModule(ReconModule):
         for name, network in (("recon", self.recon), ("discriminator", self.discriminator)):
             groups[name] = [p for p in network.parameters() if p.requires_grad]
             if not groups[name]:
-                raise ValueError(f"GANModule: the {name} has no trainable parameters")
+                raise UserError(f"GANModule: the {name} has no trainable parameters")
         opt_g = self.optimizer_factory(groups["recon"])
         opt_d = self.discriminator_optimizer_factory(groups["discriminator"])
         if self.scheduler_factory is None:

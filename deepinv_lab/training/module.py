@@ -15,6 +15,7 @@ from deepinv_lab.checkpoints import (
     structure_of,
 )
 from deepinv_lab.checkpoints.config import RUN_CONFIG_KEY
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import center_crop
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.training.losses import make_loss
@@ -266,7 +267,7 @@ class ReconModule(pl.LightningModule):
 
 def _require_target(batch: dict, stage: str) -> None:
     if "target" not in batch:
-        raise ValueError(
+        raise UserError(
             f"{stage}: the batches have no 'target' (e.g. fastMRI test or challenge files, which "
             "have no reconstructions): there is nothing to compare with; use `deepinv-lab "
             "predict` to reconstruct them"
