@@ -3,6 +3,7 @@ wrong: missing, a folder, not a torch file, truncated, not a dict of weights."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def read_checkpoint(path: str | Path, option: str = "--ckpt_path") -> dict[str, 
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         hint = (
             " (the file looks truncated: was it copied or written completely?)"
-            if "central directory" in reason or "EOF" in reason or "truncated" in reason
+            if _truncated_zip(path)
             else ""
         )
         raise UserError(f"{where}: not a readable checkpoint{hint}: {reason[:200]}") from None
@@ -46,7 +47,13 @@ def read_checkpoint(path: str | Path, option: str = "--ckpt_path") -> dict[str, 
 def _load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except RuntimeError as error:
-        if "mmap" not in str(error):  # not a zip-format file: mmap is what failed, not the file
-            raise
-    return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - a legacy or broken file: read it plainly, or say why not
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _truncated_zip(path: Path) -> bool:
+    """True for a file that starts as a zip archive (torch.save's format) but lacks the
+    directory a complete archive ends with: a partial copy or an interrupted write."""
+    with open(path, "rb") as file:
+        starts_as_zip = file.read(4) == b"PK\x03\x04"
+    return starts_as_zip and not zipfile.is_zipfile(path)
