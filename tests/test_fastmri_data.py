@@ -30,6 +30,7 @@ from deepinv_lab.data.fastmri import (
 )
 from deepinv_lab.data.fastmri_datamodule import FastMRIDataModule
 from deepinv_lab.data.samplers import SeededIndex
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import ifft2c
 from deepinv_lab.systems.mri import MultiCoilFourier, SingleCoilMRI
 
@@ -280,9 +281,9 @@ def test_unparsable_header_names_the_file(tmp_path):
 def test_empty_or_missing_folder_and_wrong_challenge(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no data")
-    with pytest.raises(FileNotFoundError, match=r"empty has no \.h5 files"):
+    with pytest.raises(FastMRIDataError, match=r"empty has no \.h5 files"):
         _dataset(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(FastMRIDataError, match="missing"):
         _dataset(tmp_path / "nowhere")
     write_fastmri_volume(tmp_path / "single" / "file1000.h5", challenge="singlecoil")
     with pytest.raises(FastMRIDataError, match="challenge='singlecoil'"):
@@ -388,11 +389,11 @@ def test_datamodule_finds_split_folders_and_loads_batches(tmp_path):
 
 def test_datamodule_missing_folders_fail_at_construction(tmp_path):
     write_fastmri_dir(tmp_path / "multicoil_train", 1)
-    with pytest.raises(FileNotFoundError, match=r"no val data.*multicoil_val"):
+    with pytest.raises(UserError, match=r"no val data.*multicoil_val"):
         FastMRIDataModule(root=str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="data.train_path"):
+    with pytest.raises(UserError, match="data.train_path"):
         FastMRIDataModule(val_path=str(tmp_path / "multicoil_train"))
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
+    with pytest.raises(UserError, match="is not a folder"):
         FastMRIDataModule(root=str(tmp_path / "nowhere"))
     shutil.copytree(tmp_path / "multicoil_train", tmp_path / "multicoil_val")
     module = FastMRIDataModule(root=str(tmp_path), challenge="multicoil")

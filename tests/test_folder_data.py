@@ -24,6 +24,7 @@ from deepinv_lab.data.folders import (
 )
 from deepinv_lab.data.images import collate_denoising
 from deepinv_lab.data.samplers import SeededIndex
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
 
@@ -217,7 +218,7 @@ def test_empty_folder_and_corrupt_files(tmp_path):
     (empty / "readme.txt").write_text("x")
     with pytest.raises(ValueError, match=r"no images found under .*empty.*\.png.*\.tiff"):
         ImageFolder(empty)
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(UserError, match="missing"):
         ImageFolder(tmp_path / "missing")
     root = tmp_path / "corrupt"
     _save(root / "good.png", _gray(32, 32))
@@ -346,13 +347,13 @@ def test_denoising_datamodule(tree, tmp_path):
         ImageFolderDenoisingDataModule(root=str(base), patch_size=16, train_size=7)
     with pytest.raises(ValueError, match="data.val_root is required"):
         ImageFolderDenoisingDataModule(train_root=str(root))
-    with pytest.raises(FileNotFoundError, match="data.val_root"):
+    with pytest.raises(UserError, match="data.val_root"):
         ImageFolderDenoisingDataModule(train_root=str(root), val_root=str(tmp_path / "nope"))
     override = ImageFolderDenoisingDataModule(
         root=str(base), val_root=str(root), patch_size=16, seed=3
     )
     assert len(override.val_set) == 6 and override.seed == 3 and override.val_set.seed == 3
-    with pytest.raises(FileNotFoundError, match=r"data.root: .*train.*data.train_root"):
+    with pytest.raises(UserError, match=r"data.root: .*train.*data.train_root"):
         ImageFolderDenoisingDataModule(root=str(base / "val"))
     with pytest.raises(ValueError, match="data.patch_size"):
         ImageFolderDenoisingDataModule(root=str(base), patch_size=0)

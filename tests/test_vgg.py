@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.vgg import VGG19_LAYERS, VGG19Features
 from deepinv_lab.training.perceptual import VGGPerceptualLoss
 
@@ -69,7 +70,7 @@ def test_loads_from_a_file_and_refuses_mismatches(tmp_path):
     torch.save([1, 2], tmp_path / "list.pth")
     with pytest.raises(ValueError, match="expected a state dict"):
         VGG19Features("conv2_2", weights=str(tmp_path / "list.pth"))
-    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+    with pytest.raises(UserError, match="nowhere.pth"):
         VGG19Features("conv2_2", weights=str(tmp_path / "nowhere.pth"))
     with pytest.raises(ValueError, match="layer must be one of"):
         VGG19Features("conv6_1")

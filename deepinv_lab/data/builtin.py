@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from deepinv_lab.data.packages import installed_package_dir
 from deepinv_lab.data.samplers import item_generator
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import fft2c
 from deepinv_lab.systems.coils import birdcage_maps
 from deepinv_lab.systems.mri import MultiCoilMRI
@@ -68,7 +69,7 @@ def split_slices(split: str) -> list[int]:
     if split == "train":
         excluded = {VAL_OFFSET - 1, VAL_OFFSET, VAL_OFFSET + 1}
         return [z for z, p in zip(range(first, stop), position, strict=True) if p not in excluded]
-    raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    raise UserError(f"split must be 'train' or 'val', got {split!r}")
 
 
 def smooth_phase(
@@ -124,16 +125,16 @@ class SimulatedBrainMRI(Dataset):
         seed: int = 0,
     ):
         if not (1 <= image_size[0] <= 233 and 1 <= image_size[1] <= 197):
-            raise ValueError(
+            raise UserError(
                 f"image_size must fit in the 233 x 197 template slices, got {image_size}"
             )
         if downsample < 1 or image_size[0] % downsample or image_size[1] % downsample:
-            raise ValueError(
+            raise UserError(
                 f"downsample ({downsample}) must be a positive divisor of both image_size "
                 f"entries {tuple(image_size)}"
             )
         if noise_sigma < 0:
-            raise ValueError(f"noise_sigma must be >= 0, got {noise_sigma}")
+            raise UserError(f"noise_sigma must be >= 0, got {noise_sigma}")
         self.split = split
         self.slice_indices = split_slices(split)
         self.image_size = tuple(image_size)

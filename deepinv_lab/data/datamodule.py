@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from deepinv_lab.data.builtin import SimulatedBrainMRI
 from deepinv_lab.data.collate import collate_multicoil
 from deepinv_lab.data.samplers import EpochSampler, ResumableDataLoader, SeededSubset
+from deepinv_lab.errors import UserError
 
 #: seeds the fixed order in which ``train_size`` takes the built-in training slices
 TRAIN_ORDER_SEED = 0
@@ -108,7 +109,7 @@ class SimulatedBrainMRIDataModule(TrainValDataModule):
     ):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+            raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_size = train_size
@@ -121,7 +122,7 @@ class SimulatedBrainMRIDataModule(TrainValDataModule):
         if self.train_size is None:
             return train_set
         if not 1 <= self.train_size <= len(train_set):
-            raise ValueError(
+            raise UserError(
                 f"data.train_size must be between 1 and {len(train_set)} (the built-in training "
                 f"slices), got {self.train_size}"
             )

@@ -46,6 +46,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from deepinv_lab.data.samplers import item_generator
+from deepinv_lab.errors import UserError
 from deepinv_lab.files import write_json_atomic
 from deepinv_lab.functional import center_crop
 from deepinv_lab.systems.mri import MultiCoilFourier, SingleCoilMRI
@@ -60,7 +61,7 @@ TARGET_KEYS = {"multicoil": "reconstruction_rss", "singlecoil": "reconstruction_
 INDEX_VERSION = 1
 
 
-class FastMRIDataError(ValueError):
+class FastMRIDataError(UserError):
     """A fastMRI file (or folder) that cannot be used; the message names it."""
 
 
@@ -325,10 +326,9 @@ def index_volumes(
     infos = []
     for file in files:
         path = str(Path(file).absolute())
-        try:
-            mtime_ns, size = _file_stamp(path)
-        except OSError as error:
-            raise FastMRIDataError(f"{path}: cannot access the file ({error})") from error
+        if not Path(path).is_file():
+            raise FastMRIDataError(f"{path}: no such fastMRI file (missing, or not a file)")
+        mtime_ns, size = _file_stamp(path)
         entry = entries.get(path)
         info = None
         if entry and entry.get("mtime_ns") == mtime_ns and entry.get("size") == size:
@@ -351,28 +351,28 @@ def list_h5_files(root: str | Path | Sequence[str | Path]) -> list[Path]:
     sorted by path.
 
     Raises:
-        FileNotFoundError: a missing folder or file, or a folder without ``.h5`` files.
+        FastMRIDataError: a missing folder or file, or a folder without ``.h5`` files.
     """
     if isinstance(root, (str, Path)):
         folder = Path(root)
         if not folder.is_dir():
             kind = "a file, not a folder" if folder.exists() else "missing"
-            raise FileNotFoundError(f"fastMRI data folder {folder} is {kind}")
+            raise FastMRIDataError(f"fastMRI data folder {folder} is {kind}")
         files = sorted(
             p for p in folder.iterdir() if p.suffix == ".h5" and not p.name.startswith(".")
         )
         if not files:
-            raise FileNotFoundError(
+            raise FastMRIDataError(
                 f"fastMRI data folder {folder} has no .h5 files (expected files like "
                 "file1000.h5 of a fastMRI split folder such as knee_multicoil_train)"
             )
         return files
     files = sorted(Path(p) for p in root)
     if not files:
-        raise FileNotFoundError("the list of fastMRI files is empty")
+        raise FastMRIDataError("the list of fastMRI files (root) is empty")
     missing = [str(p) for p in files if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"fastMRI files not found: {missing[:5]}")
+        raise FastMRIDataError(f"fastMRI files not found: {missing[:5]}")
     return files
 
 
@@ -439,7 +439,7 @@ class FastMRISliceTransform:
 
 def _check_rate(name: str, value: float | None) -> None:
     if value is not None and not 0 < value <= 1:
-        raise ValueError(f"{name} must be in (0, 1], got {value}")
+        raise UserError(f"{name} must be in (0, 1], got {value}")
 
 
 class FastMRISliceDataset(Dataset):
@@ -503,11 +503,11 @@ class FastMRISliceDataset(Dataset):
         cache_file: str | Path | None = None,
     ):
         if challenge not in CHALLENGES:
-            raise ValueError(f"challenge must be one of {CHALLENGES}, got {challenge!r}")
+            raise UserError(f"challenge must be one of {CHALLENGES}, got {challenge!r}")
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise UserError(f"split must be one of {SPLITS}, got {split!r}")
         if train_size_unit not in ("slices", "volumes"):
-            raise ValueError(
+            raise UserError(
                 f"train_size_unit must be 'slices' or 'volumes', got {train_size_unit!r}"
             )
         chosen = [
@@ -520,15 +520,15 @@ class FastMRISliceDataset(Dataset):
             if value is not None
         ]
         if len(chosen) > 1:
-            raise ValueError(
+            raise UserError(
                 f"set at most one of sample_rate, volume_sample_rate and train_size, got {chosen}"
             )
         _check_rate("sample_rate", sample_rate)
         _check_rate("volume_sample_rate", volume_sample_rate)
         if train_size is not None and (isinstance(train_size, bool) or int(train_size) < 1):
-            raise ValueError(f"train_size must be an integer >= 1, got {train_size!r}")
+            raise UserError(f"train_size must be an integer >= 1, got {train_size!r}")
         if crop_size is not None and len(crop_size) != 2:
-            raise ValueError(f"crop_size must be (h, w), got {crop_size!r}")
+            raise UserError(f"crop_size must be (h, w), got {crop_size!r}")
         self.challenge = challenge
         self.split = split
         self.target_key = TARGET_KEYS[challenge]
@@ -551,8 +551,8 @@ class FastMRISliceDataset(Dataset):
             kept = [v for v in kept if self.volumes[v].acquisition in wanted]
             if not kept:
                 found = sorted({info.acquisition for info in self.volumes})
-                raise ValueError(
-                    f"no volume of {self._describe(root)} has an acquisition in "
+                raise UserError(
+                    f"acquisitions: no volume of {self._describe(root)} has an acquisition in "
                     f"{sorted(wanted)}; the acquisitions found are {found}"
                 )
         self.samples: list[tuple[int, int]] = [
@@ -593,7 +593,7 @@ class FastMRISliceDataset(Dataset):
             if self.has_target and crop_size is not None:
                 shape = info.target_shapes[self.target_key]
                 if not (crop_size[0] <= shape[0] and crop_size[1] <= shape[1]):
-                    raise ValueError(
+                    raise UserError(
                         f"crop_size {tuple(crop_size)} is larger than the target {shape} of "
                         f"{info.path}"
                     )
@@ -618,7 +618,7 @@ class FastMRISliceDataset(Dataset):
         elif train_size is not None:
             count = int(train_size)
             if count > available:
-                raise ValueError(
+                raise UserError(
                     f"train_size={count} {unit} requested, but only {available} {unit} are "
                     f"available in {self._describe(root)} (after the acquisitions filter)"
                 )
@@ -626,7 +626,7 @@ class FastMRISliceDataset(Dataset):
         else:
             return self.samples
         if count < 1:
-            raise ValueError(f"{what} keeps no data; use a larger rate")
+            raise UserError(f"{what} keeps no data; use a larger rate")
         generator = torch.Generator().manual_seed(self.seed)
         chosen = torch.randperm(available, generator=generator)[:count].tolist()
         if by_volume:
@@ -714,7 +714,7 @@ def collate_fastmri(samples: Sequence[dict], challenge: str | None = None) -> di
             :meth:`FastMRISliceDataset.bucket_keys` to avoid it).
     """
     if challenge is not None and challenge not in CHALLENGES:
-        raise ValueError(f"challenge must be one of {CHALLENGES}, got {challenge!r}")
+        raise UserError(f"challenge must be one of {CHALLENGES}, got {challenge!r}")
     for key in ("y", "target"):
         shapes = {tuple(s[key].shape) for s in samples if key in s}
         if len(shapes) > 1:

@@ -13,6 +13,7 @@ from deepinv_lab.data.fastmri import (
     collate_fastmri,
     default_cache_file,
 )
+from deepinv_lab.errors import UserError
 
 
 def find_split_folder(root: Path, challenge: str, split: str) -> Path | None:
@@ -24,7 +25,7 @@ def find_split_folder(root: Path, challenge: str, split: str) -> Path | None:
         return folder
     matches = sorted(p for p in root.glob(f"*_{challenge}_{split}") if p.is_dir())
     if len(matches) > 1:
-        raise ValueError(
+        raise UserError(
             f"data.root {root} has several {challenge}_{split} folders {[m.name for m in matches]};"
             f" name one with data.{split}_path"
         )
@@ -90,11 +91,11 @@ class FastMRIDataModule(TrainValDataModule):
     ):
         super().__init__()
         if challenge not in CHALLENGES:
-            raise ValueError(f"data.challenge must be one of {CHALLENGES}, got {challenge!r}")
+            raise UserError(f"data.challenge must be one of {CHALLENGES}, got {challenge!r}")
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+            raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+            raise UserError(f"data.num_workers must be >= 0, got {num_workers}")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -107,12 +108,12 @@ class FastMRIDataModule(TrainValDataModule):
         for split, path in paths.items():
             if path is not None:
                 if not Path(path).is_dir():
-                    raise FileNotFoundError(f"data.{split}_path {path} is not a folder")
+                    raise UserError(f"data.{split}_path {path} is not a folder")
                 folders[split] = Path(path)
             elif root is not None:
                 root_path = Path(root)
                 if not root_path.is_dir():
-                    raise FileNotFoundError(f"data.root {root} is not a folder")
+                    raise UserError(f"data.root {root} is not a folder")
                 folders[split] = find_split_folder(root_path, challenge, split)
             else:
                 folders[split] = None
@@ -124,7 +125,7 @@ class FastMRIDataModule(TrainValDataModule):
                     if root is not None
                     else f"neither data.root nor data.{split}_path is set"
                 )
-                raise FileNotFoundError(
+                raise UserError(
                     f"FastMRIDataModule: no {split} data: {where}; set data.root to the folder "
                     f"holding {challenge}_train and {challenge}_val, or data.{split}_path"
                 )

@@ -24,8 +24,9 @@ from deepinv_lab.data.folders import (
     ImageFolder,
     PairedFolder,
     TooFewImagesError,
-    _check_sigma,
 )
+from deepinv_lab.data.images import check_sigma
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
 
 
@@ -43,9 +44,9 @@ def _check_shared(arguments: dict) -> None:
 
 def _check_loader_args(batch_size: int, num_workers: int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"data.batch_size must be an integer >= 1, got {batch_size!r}")
+        raise UserError(f"data.batch_size must be an integer >= 1, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
+        raise UserError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
 
 
 def _check_size(value: int | None, name: str, optional: bool = True) -> None:
@@ -53,36 +54,36 @@ def _check_size(value: int | None, name: str, optional: bool = True) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         suffix = " or null" if optional else ""
-        raise ValueError(f"data.{name} must be an integer >= 1{suffix}, got {value!r}")
+        raise UserError(f"data.{name} must be an integer >= 1{suffix}, got {value!r}")
 
 
 def _folder(value: str | os.PathLike | None, name: str) -> str:
     """A required folder argument, named in the error."""
     if value is None:
-        raise ValueError(f"data.{name} is required (or give data.root)")
+        raise UserError(f"data.{name} is required (or give data.root)")
     if not Path(value).expanduser().is_dir():
-        raise FileNotFoundError(f"data.{name}: {str(value)!r} does not exist or is not a folder")
+        raise UserError(f"data.{name}: {str(value)!r} does not exist or is not a folder")
     return str(value)
 
 
 def _check_whole_images(val_whole_images: bool, check_files: bool, batch_size: int) -> None:
     if val_whole_images and not check_files and batch_size > 1:
-        raise ValueError(
+        raise UserError(
             f"data.val_whole_images with data.check_files false needs data.batch_size 1 (got "
             f"{batch_size}): whole images are batched by size, and the sizes are only known "
             "from the header scan of check_files"
         )
 
 
-def _wrap(name: str, error: Exception) -> Exception:
-    """The same error with the DataModule argument it came from in front."""
+def _wrap(name: str, error: UserError) -> UserError:
+    """The user error of a dataset with the DataModule argument it came from in front."""
     if isinstance(error, TooFewImagesError):
         size = "train_size" if name.startswith("train") else "val_size"
-        return ValueError(
+        return UserError(
             f"data.{size} is {error.requested}, more than the {error.available} images found "
             f"under {error.root!r} (data.{name})"
         )
-    return type(error)(f"data.{name}: {error}")
+    return UserError(f"data.{name}: {error}")
 
 
 class ImageFolderDenoisingDataModule(TrainValDataModule):
@@ -149,9 +150,9 @@ class ImageFolderDenoisingDataModule(TrainValDataModule):
         _check_size(patch_size, "patch_size", optional=False)
         _check_size(val_patch_size, "val_patch_size")
         try:
-            _check_sigma(sigma, sigma_range)
-        except ValueError as error:
-            raise ValueError(f"data.sigma/sigma_range: {error}") from error
+            check_sigma(sigma, sigma_range)
+        except UserError as error:
+            raise UserError(f"data.sigma/sigma_range: {error}") from error
         if root is not None:  # ImageNet layout; explicit folders override its splits
             base = Path(_folder(root, "root")).expanduser()
             for name, value, sub in (
@@ -159,7 +160,7 @@ class ImageFolderDenoisingDataModule(TrainValDataModule):
                 ("val_root", val_root, "val"),
             ):
                 if value is None and not (base / sub).is_dir():
-                    raise FileNotFoundError(
+                    raise UserError(
                         f"data.root: {str(base / sub)!r} does not exist; data.root must hold "
                         f"the folders train/ and val/ (and optionally test/), or give "
                         f"data.{name}"
@@ -203,16 +204,16 @@ class ImageFolderDenoisingDataModule(TrainValDataModule):
                 num_images=train_size,
                 **common,
             )
-        except (ValueError, FileNotFoundError) as error:
+        except UserError as error:
             raise _wrap("train_root", error) from error
         try:
             self.val_set = ImageFolder(val_root, **evaluation)
-        except (ValueError, FileNotFoundError) as error:
+        except UserError as error:
             raise _wrap("val_root", error) from error
         if test_root is not None:
             try:
                 self.test_set = ImageFolder(test_root, **{**evaluation, "split": "test"})
-            except (ValueError, FileNotFoundError) as error:
+            except UserError as error:
                 raise _wrap("test_root", error) from error
         self.collate_fn = self.train_set.collate_fn
 
@@ -232,7 +233,7 @@ def deeprock_sr_folders(
     ``valid``) or ``"test"``. Names are compared case-insensitively.
 
     Raises:
-        ValueError: several folders match, or only one of the two exists.
+        UserError: several folders match, or only one of the two exists.
     """
     word = DEEPROCK_SPLITS[split]
     base = Path(root).expanduser()
@@ -242,7 +243,7 @@ def deeprock_sr_folders(
     hr = [p for p in children if p.name.lower().endswith(hr_tail)]
     lr = [p for p in children if p.name.lower().endswith(lr_tail)]
     if len(hr) > 1 or len(lr) > 1:
-        raise ValueError(
+        raise UserError(
             f"several DeepRock-SR {word} folders under {str(base)!r}: "
             f"{[p.name for p in hr + lr]}; point data.root at one of the datasets "
             "(e.g. DeepRockSR-2D/shuffled2D)"
@@ -252,7 +253,7 @@ def deeprock_sr_folders(
     if not (hr and lr):
         found = (hr or lr)[0].name
         missing = f"*{lr_tail}" if hr else f"*{hr_tail}"
-        raise ValueError(
+        raise UserError(
             f"DeepRock-SR layout under {str(base)!r}: found {found!r} but no folder "
             f"{missing!r} (case-insensitive); check data.scale and data.degradation"
         )
@@ -323,8 +324,8 @@ class PairedSRDataModule(TrainValDataModule):
         _check_size(val_lr_patch_size, "val_lr_patch_size")
         try:
             Downsampling(scale, filter)
-        except ValueError as error:
-            raise ValueError(f"data.filter: {error}") from error
+        except UserError as error:
+            raise UserError(f"data.filter: {error}") from error
         folders = {
             "train_hr": train_hr,
             "train_lr": train_lr,
@@ -342,7 +343,7 @@ class PairedSRDataModule(TrainValDataModule):
                 found = deeprock_sr_folders(base, split, scale, degradation)
                 word = DEEPROCK_SPLITS[split]
                 if found is None and split != "test":
-                    raise FileNotFoundError(
+                    raise UserError(
                         f"data.root: no DeepRock-SR {word} folders under {base!r} (expected "
                         f"<name>_{word}_HR and <name>_{word}_LR_{degradation}_X{scale}), or give "
                         f"data.{hr} and data.{lr}"
@@ -353,7 +354,7 @@ class PairedSRDataModule(TrainValDataModule):
         for name in ("train_hr", "train_lr", "val_hr", "val_lr"):
             folders[name] = _folder(folders[name], name)
         if (folders["test_hr"] is None) != (folders["test_lr"] is None):
-            raise ValueError("give both data.test_hr and data.test_lr, or neither")
+            raise UserError("give both data.test_hr and data.test_lr, or neither")
         if folders["test_hr"] is not None:
             folders["test_hr"] = _folder(folders["test_hr"], "test_hr")
             folders["test_lr"] = _folder(folders["test_lr"], "test_lr")
@@ -389,19 +390,19 @@ class PairedSRDataModule(TrainValDataModule):
                 num_images=train_size,
                 **common,
             )
-        except (ValueError, FileNotFoundError) as error:
+        except UserError as error:
             raise _wrap("train_hr/train_lr", error) from error
         try:
             self.val_set = PairedFolder(
                 folders["val_hr"], folders["val_lr"], split="val", **evaluation
             )
-        except (ValueError, FileNotFoundError) as error:
+        except UserError as error:
             raise _wrap("val_hr/val_lr", error) from error
         if folders["test_hr"] is not None:
             try:
                 self.test_set = PairedFolder(
                     folders["test_hr"], folders["test_lr"], split="test", **evaluation
                 )
-            except (ValueError, FileNotFoundError) as error:
+            except UserError as error:
                 raise _wrap("test_hr/test_lr", error) from error
         self.collate_fn = self.train_set.collate_fn

@@ -29,12 +29,12 @@ Conventions (``docs/data.md``, "Image folders"):
   image of a supported mode, that it is at least as large as the crops, and (pairs) that
   ``LR size * scale == HR size``. ``check_files=False`` skips the scan for huge folders; the same
   problems are then reported when an image is read. An image that cannot be decoded raises a
-  ``ValueError`` naming the file, also from DataLoader workers. Files are only ever read.
+  :class:`~deepinv_lab.errors.UserError` naming the file, also from DataLoader workers. Files
+  are only ever read.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,16 +44,17 @@ import torch
 from torch.utils.data import Dataset
 
 from deepinv_lab.data.images import (
-    DEFAULT_SIGMA,
     SuperResolutionCollate,
     _generator,
     _grid_crops,
     _positive_int,
     _random_crop,
+    check_sigma,
     collate_denoising,
     to_channels,
 )
 from deepinv_lab.data.samplers import item_generator
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
 
@@ -80,9 +81,7 @@ _SHOWN = 5
 
 def _extensions(extensions: Sequence[str]) -> tuple[str, ...]:
     if isinstance(extensions, str) or not extensions:
-        raise ValueError(
-            f"extensions must be a non-empty list such as ['.png'], got {extensions!r}"
-        )
+        raise UserError(f"extensions must be a non-empty list such as ['.png'], got {extensions!r}")
     return tuple("." + str(e).lower().lstrip(".") for e in extensions)
 
 
@@ -100,12 +99,12 @@ def find_images(
         (names starting with ``"."``) are skipped, symbolic links followed.
 
     Raises:
-        FileNotFoundError: ``root`` is not a folder.
-        ValueError: no image under ``root`` (the message names the folder and the extensions).
+        UserError: ``root`` is not a folder, or holds no image (the message names the folder and
+            the extensions).
     """
     base = Path(root).expanduser()
     if not base.is_dir():
-        raise FileNotFoundError(f"image folder {str(root)!r} does not exist or is not a folder")
+        raise UserError(f"image folder {str(root)!r} does not exist or is not a folder")
     base = base.resolve()
     accepted = _extensions(extensions)
     found: list[tuple[str, Path]] = []
@@ -117,7 +116,7 @@ def find_images(
             path = Path(folder) / name
             found.append((path.relative_to(base).as_posix(), path))
     if not found:
-        raise ValueError(
+        raise UserError(
             f"no images found under {str(base)!r} (searched recursively for the extensions "
             f"{', '.join(accepted)}, case-insensitive)"
         )
@@ -129,7 +128,7 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, str]:
     """``(height, width, mode)`` of an image file, from its header only (nothing decoded).
 
     Raises:
-        ValueError: the file is not an image Pillow can identify, or its mode is unsupported;
+        UserError: the file is not an image Pillow can identify, or its mode is unsupported;
             the message names the file.
     """
     from PIL import Image
@@ -139,9 +138,9 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, str]:
             width, height = image.size
             mode = image.mode
     except Exception as error:  # PIL raises many types (OSError, SyntaxError, struct.error...)
-        raise ValueError(f"cannot read the image file {str(path)!r}: {error}") from error
+        raise UserError(f"cannot read the image file {str(path)!r}: {error}") from error
     if mode not in SUPPORTED_MODES:
-        raise ValueError(
+        raise UserError(
             f"image file {str(path)!r} has the unsupported pixel mode {mode!r} (supported: 8-bit "
             "grayscale or colour, 16-bit grayscale; not floating point)"
         )
@@ -155,7 +154,7 @@ def read_image(path: str | os.PathLike, grayscale: bool = True) -> np.ndarray:
     8-bit images are divided by 255, 16-bit grayscale ones by 65535 (module docstring).
 
     Raises:
-        ValueError: the file cannot be decoded (truncated, corrupt, not an image) or has an
+        UserError: the file cannot be decoded (truncated, corrupt, not an image) or has an
             unsupported mode; the message names the file.
     """
     from PIL import Image
@@ -164,13 +163,13 @@ def read_image(path: str | os.PathLike, grayscale: bool = True) -> np.ndarray:
         with Image.open(path) as image:
             mode = image.mode
             if mode not in SUPPORTED_MODES:
-                raise ValueError(f"unsupported pixel mode {mode!r}")
+                raise UserError(f"unsupported pixel mode {mode!r}")
             image.load()
             if mode in _SIXTEEN_BIT:
                 pixels = np.asarray(image).astype(np.float32)
                 low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0, 0)
                 if low < 0 or high > 65535:
-                    raise ValueError(
+                    raise UserError(
                         f"mode {mode!r} values in [{low:g}, {high:g}] are not 16-bit (0..65535)"
                     )
                 pixels /= 65535.0
@@ -179,7 +178,7 @@ def read_image(path: str | os.PathLike, grayscale: bool = True) -> np.ndarray:
             else:
                 pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     except Exception as error:  # PIL raises many types; always name the file
-        raise ValueError(f"cannot read the image file {str(path)!r}: {error}") from error
+        raise UserError(f"cannot read the image file {str(path)!r}: {error}") from error
     return to_channels(pixels, grayscale)
 
 
@@ -188,7 +187,7 @@ def _listing(names: Sequence[str]) -> str:
     return shown + (f", ... ({len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
 
 
-class TooFewImagesError(ValueError):
+class TooFewImagesError(UserError):
     """More images asked for (``num_images``) than a folder holds."""
 
     def __init__(self, requested: int, available: int, root: str):
@@ -208,23 +207,6 @@ def _subset(count: int, num_images: int | None, seed: int, root: str) -> list[in
         raise TooFewImagesError(num_images, count, root)
     order = torch.randperm(count, generator=_generator(seed, _STREAM_SUBSET))
     return sorted(order[:num_images].tolist())
-
-
-def _check_sigma(
-    sigma: float | None, sigma_range: Sequence[float] | None
-) -> tuple[float | None, tuple[float, float] | None]:
-    if sigma is not None and sigma_range is not None:
-        raise ValueError(f"give either sigma ({sigma}) or sigma_range ({sigma_range}), not both")
-    if sigma_range is not None:
-        if len(sigma_range) != 2 or not 0 <= sigma_range[0] <= sigma_range[1]:
-            raise ValueError(
-                f"sigma_range must be (low, high) with 0 <= low <= high, got {sigma_range}"
-            )
-        return None, (float(sigma_range[0]), float(sigma_range[1]))
-    sigma = DEFAULT_SIGMA if sigma is None else sigma
-    if not (sigma >= 0 and math.isfinite(sigma)):
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
-    return float(sigma), None
 
 
 def _apply_dihedral(patch: torch.Tensor, k: int) -> torch.Tensor:
@@ -269,7 +251,7 @@ class _FolderDataset(Dataset):
         augment: bool,
     ):
         if split not in _SPLITS:
-            raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
+            raise UserError(f"split must be one of {_SPLITS}, got {split!r}")
         self.split = split
         self.training = split == "train"
         self.patches_per_image = _positive_int(patches_per_image, "patches_per_image")
@@ -355,15 +337,15 @@ class ImageFolder(_FolderDataset):
         check_files: bool = True,
     ):
         super().__init__(split, patches_per_image, seed, augment)
-        self.sigma, self.sigma_range = _check_sigma(sigma, sigma_range)
+        self.sigma, self.sigma_range = check_sigma(sigma, sigma_range)
         if patch_size is None:
             if self.training:
-                raise ValueError(
+                raise UserError(
                     "patch_size=None (whole images) is for validation/test only; training "
                     "needs square crops of one size"
                 )
             if patches_per_image != 1:
-                raise ValueError(
+                raise UserError(
                     f"patches_per_image ({patches_per_image}) must be 1 with patch_size=None "
                     "(whole images)"
                 )
@@ -386,7 +368,7 @@ class ImageFolder(_FolderDataset):
                 if patch_size is not None and min(height, width) < patch_size:
                     small.append(f"{self.names[i]} ({height} x {width})")
             if small:
-                raise ValueError(
+                raise UserError(
                     f"{len(small)} image(s) under {str(self.root)!r} are smaller than patch_size "
                     f"({patch_size}): {_listing(small)}; lower patch_size or remove them"
                 )
@@ -415,7 +397,7 @@ class ImageFolder(_FolderDataset):
             patch = torch.from_numpy(image)
         else:
             if min(image.shape[1:]) < size:
-                raise ValueError(
+                raise UserError(
                     f"image {str(path)!r} ({image.shape[1]} x {image.shape[2]}) is smaller than "
                     f"patch_size ({size})"
                 )
@@ -525,12 +507,12 @@ class PairedFolder(_FolderDataset):
         self.filter = filter
         if lr_patch_size is None:
             if self.training:
-                raise ValueError(
+                raise UserError(
                     "lr_patch_size=None (whole images) is for validation/test only; training "
                     "needs square crops of one size"
                 )
             if patches_per_image != 1:
-                raise ValueError(
+                raise UserError(
                     f"patches_per_image ({patches_per_image}) must be 1 with lr_patch_size=None "
                     "(whole images)"
                 )
@@ -555,7 +537,7 @@ class PairedFolder(_FolderDataset):
         for path in lr_files:
             key = path.relative_to(self.lr_root).with_suffix("").as_posix()
             if key in by_key:
-                raise ValueError(
+                raise UserError(
                     f"two low-resolution files under {str(self.lr_root)!r} have the name "
                     f"{key!r} but different extensions: {by_key[key].name}, {path.name}"
                 )
@@ -578,7 +560,7 @@ class PairedFolder(_FolderDataset):
                     f"{str(self.lr_root)!r} have no high-resolution file: "
                     f"{_listing(unmatched)}"
                 )
-            raise ValueError(
+            raise UserError(
                 "; ".join(parts) + f" (LR name = HR stem + lr_suffix {self.lr_suffix!r}; check "
                 "the folders, scale and lr_suffix)"
             )
@@ -586,14 +568,14 @@ class PairedFolder(_FolderDataset):
 
     def _check_pair(self, i: int, hr_size: tuple[int, int], lr_size: tuple[int, int]) -> None:
         if (lr_size[0] * self.scale, lr_size[1] * self.scale) != tuple(hr_size):
-            raise ValueError(
+            raise UserError(
                 f"low-resolution {str(self.lr_files[i])!r} ({lr_size[0]} x {lr_size[1]}) times "
                 f"scale {self.scale} is not the size of high-resolution {str(self.files[i])!r} "
                 f"({hr_size[0]} x {hr_size[1]})"
             )
         patch = self.lr_patch_size
         if patch is not None and min(lr_size) < patch:
-            raise ValueError(
+            raise UserError(
                 f"low-resolution {str(self.lr_files[i])!r} ({lr_size[0]} x {lr_size[1]}) is "
                 f"smaller than lr_patch_size ({patch})"
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from deepinv_lab.data.datamodule import TrainValDataModule
 from deepinv_lab.data.images import BuiltinDenoising, BuiltinSuperResolution
 from deepinv_lab.data.microct import BuiltinMicroCT
+from deepinv_lab.errors import UserError
 
 
 class _BuiltinImageDataModule(TrainValDataModule):
@@ -37,15 +38,15 @@ class _BuiltinImageDataModule(TrainValDataModule):
         self, batch_size: int, train_size: int | None, patches_per_image: int | None
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+            raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
         if train_size is not None:
             if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
-                raise ValueError(
+                raise UserError(
                     f"data.train_size (distinct training patches) must be an integer >= 1, "
                     f"got {train_size!r}"
                 )
             if patches_per_image is not None:
-                raise ValueError(
+                raise UserError(
                     f"give either data.train_size ({train_size}, a fixed pool of training "
                     f"patches) or data.patches_per_image ({patches_per_image}, fresh random "
                     "patches every epoch), not both"

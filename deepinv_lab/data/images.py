@@ -42,6 +42,7 @@ from torch.utils.data import Dataset, default_collate
 
 from deepinv_lab.data.packages import installed_package_dir
 from deepinv_lab.data.samplers import item_generator
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
 
@@ -86,7 +87,7 @@ def skimage_data_dir() -> Path:
 
 def _check_split(split: str) -> None:
     if split not in _SPLITS:
-        raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
+        raise UserError(f"split must be one of {_SPLITS}, got {split!r}")
 
 
 @functools.cache
@@ -175,8 +176,27 @@ def _dihedral(patch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise UserError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def check_sigma(
+    sigma: float | None, sigma_range: Sequence[float] | None
+) -> tuple[float | None, tuple[float, float] | None]:
+    """The noise options of the denoising datasets, checked: ``(sigma, None)`` for a fixed level
+    (``DEFAULT_SIGMA`` when neither is given) or ``(None, (low, high))`` for a drawn one."""
+    if sigma is not None and sigma_range is not None:
+        raise UserError(f"give either sigma ({sigma}) or sigma_range ({sigma_range}), not both")
+    if sigma_range is not None:
+        if len(sigma_range) != 2 or not 0 <= sigma_range[0] <= sigma_range[1]:
+            raise UserError(
+                f"sigma_range must be (low, high) with 0 <= low <= high, got {sigma_range}"
+            )
+        return None, (float(sigma_range[0]), float(sigma_range[1]))
+    sigma = DEFAULT_SIGMA if sigma is None else sigma
+    if not (sigma >= 0 and math.isfinite(sigma)):
+        raise UserError(f"sigma must be a finite number >= 0, got {sigma}")
+    return float(sigma), None
 
 
 def collate_denoising(samples: Sequence[dict]) -> dict:
@@ -258,12 +278,12 @@ class _BuiltinPatches(Dataset):
         if num_patches is not None:
             _positive_int(num_patches, "num_patches")
             if split != "train":
-                raise ValueError(
+                raise UserError(
                     f"num_patches (a fixed pool of training crops) is for split='train' only, "
                     f"got split={split!r} and num_patches={num_patches}"
                 )
             if patches_per_image is not None:
-                raise ValueError(
+                raise UserError(
                     f"give either num_patches ({num_patches}, a fixed pool of crops) or "
                     f"patches_per_image ({patches_per_image}, fresh crops per epoch), not both"
                 )
@@ -272,7 +292,7 @@ class _BuiltinPatches(Dataset):
         limit = min(self.images[smallest].shape[1:])
         if patch_size > limit:
             height, width = self.images[smallest].shape[1:]
-            raise ValueError(
+            raise UserError(
                 f"patch_size ({patch_size}) must be <= {limit}, the shorter side of the smallest "
                 f"{split!r} image ({names[smallest]}, {height} x {width})"
             )
@@ -382,26 +402,7 @@ class BuiltinDenoising(_BuiltinPatches):
         num_patches: int | None = None,
         seed: int = 0,
     ):
-        if sigma is not None and sigma_range is not None:
-            raise ValueError(
-                f"give either sigma ({sigma}) or sigma_range ({sigma_range}), not both"
-            )
-        if sigma_range is not None:
-            if len(sigma_range) != 2 or not 0 <= sigma_range[0] <= sigma_range[1]:
-                raise ValueError(
-                    f"sigma_range must be (low, high) with 0 <= low <= high, got {sigma_range}"
-                )
-            self.sigma_range: tuple[float, float] | None = (
-                float(sigma_range[0]),
-                float(sigma_range[1]),
-            )
-            self.sigma = None
-        else:
-            sigma = DEFAULT_SIGMA if sigma is None else sigma
-            if not (sigma >= 0 and math.isfinite(sigma)):
-                raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
-            self.sigma_range = None
-            self.sigma = float(sigma)
+        self.sigma, self.sigma_range = check_sigma(sigma, sigma_range)
         super().__init__(split, patch_size, grayscale, patches_per_image, num_patches, seed)
 
     #: The collate function of denoising items.
@@ -456,7 +457,7 @@ class BuiltinSuperResolution(_BuiltinPatches):
         _positive_int(scale, "scale")
         _positive_int(patch_size, "patch_size")
         if patch_size % scale:
-            raise ValueError(
+            raise UserError(
                 f"patch_size ({patch_size}) must be a multiple of scale ({scale}); e.g. "
                 f"{patch_size - patch_size % scale} or {patch_size - patch_size % scale + scale}"
             )

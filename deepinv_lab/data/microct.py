@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepinv_lab.data.images import BuiltinSuperResolution, _load_image
+from deepinv_lab.errors import UserError
 
 #: The texture files (in ``skimage/data``) and the rows of each split.
 MICROCT_TEXTURES = ("gravel.png",)
@@ -40,7 +41,7 @@ class BuiltinMicroCT(BuiltinSuperResolution):
 
     def _source(self, split: str, grayscale: bool) -> tuple[tuple[str, ...], list[np.ndarray]]:
         if not grayscale:
-            raise ValueError("BuiltinMicroCT: micro-CT images are grayscale; keep grayscale=True")
+            raise UserError("BuiltinMicroCT: micro-CT images are grayscale; keep grayscale=True")
         top, bottom = MICROCT_ROWS[split]
         images = [_load_image(name, True)[:, top:bottom] for name in MICROCT_TEXTURES]
         return MICROCT_TEXTURES, images

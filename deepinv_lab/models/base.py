@@ -12,6 +12,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
+
 MODELS: dict[str, type[Model]] = {}
 
 
@@ -26,12 +28,19 @@ class Model(nn.Module):
             MODELS[cls.__name__] = cls
 
     def check_input(self, x: torch.Tensor, channels: int) -> None:
-        """Raise a ValueError naming the model, the expected and the given shape unless ``x`` is
-        ``(B, channels, H, W)``."""
+        """Raise a :class:`~deepinv_lab.errors.UserError` naming the model, the expected and the
+        given shape unless ``x`` is ``(B, channels, H, W)``.
+
+        A user error: the channels a model takes are set in the config (``in_chans``) and must
+        match the data's (grayscale or colour images, 2 real channels per complex MRI image).
+        """
         if x.ndim != 4 or x.shape[1] != channels:
-            raise ValueError(
+            hint = ""
+            if getattr(self, "in_chans", None) == channels and x.ndim == 4:
+                hint = f"; set in_chans to {x.shape[1]} to match the data"
+            raise UserError(
                 f"{type(self).__name__} expects input of shape (B, {channels}, H, W), "
-                f"got {tuple(x.shape)}"
+                f"got {tuple(x.shape)}{hint}"
             )
 
     @classmethod

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
 
 
@@ -104,7 +105,7 @@ class DnCNN(Model):
     ):
         super().__init__()
         if depth < 2:
-            raise ValueError(f"{type(self).__name__}: depth must be at least 2, got {depth}")
+            raise UserError(f"{type(self).__name__}: depth must be at least 2, got {depth}")
         self.in_chans = in_chans
         self.depth = depth
         self.channels = channels

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
 
 
@@ -115,7 +116,7 @@ def _upsampler(chans: int, scale: int) -> nn.Sequential:
     if scale == 3:
         return nn.Sequential(_conv(chans, 9 * chans), nn.PixelShuffle(3))
     if scale < 1 or scale & (scale - 1):
-        raise ValueError(f"RCAN: scale must be 1, 3 or a power of 2, got {scale}")
+        raise UserError(f"RCAN: scale must be 1, 3 or a power of 2, got {scale}")
     layers: list[nn.Module] = []
     for _ in range(scale.bit_length() - 1):
         layers += [_conv(chans, 4 * chans), nn.PixelShuffle(2)]
@@ -170,7 +171,7 @@ class RCAN(Model):
         self.checkpoint_groups = checkpoint_groups
         if rgb_mean is not None:
             if not len(rgb_mean) == in_chans == out_chans:
-                raise ValueError(
+                raise UserError(
                     f"RCAN: rgb_mean has {len(rgb_mean)} entries but in_chans={in_chans}, "
                     f"out_chans={out_chans}; they must be equal"
                 )
@@ -201,7 +202,7 @@ class RCAN(Model):
             try:
                 module = self.get_submodule(name)
             except AttributeError as error:
-                raise ValueError(f"RCAN.freeze: no sub-network named {name!r}") from error
+                raise UserError(f"RCAN.freeze: no sub-network named {name!r}") from error
             module.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

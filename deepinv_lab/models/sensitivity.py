@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import ifft2c, rss
 from deepinv_lab.models.base import Model
 from deepinv_lab.models.unet import NormUnet
@@ -91,7 +92,7 @@ class SensitivityModel(Model):
     ):
         super().__init__()
         if in_chans != 2 or out_chans != 2:
-            raise ValueError(
+            raise UserError(
                 "SensitivityModel: each coil image is one complex channel, so in_chans and "
                 f"out_chans must be 2, got in_chans={in_chans}, out_chans={out_chans}"
             )

@@ -24,6 +24,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
+from deepinv_lab.errors import UserError
+
 NORMALIZED_LAYERS = (
     nn.Linear,
     nn.Conv1d,
@@ -74,13 +76,13 @@ def spectral_normalize(
             already parametrized (normalising twice would compound ``scale``).
     """
     if isinstance(scale, bool) or not isinstance(scale, Real) or not scale > 0:
-        raise ValueError(f"spectral_normalize: scale must be a number > 0, got {scale!r}")
+        raise UserError(f"spectral_normalize: scale must be a number > 0, got {scale!r}")
     if (
         isinstance(n_power_iterations, bool)
         or not isinstance(n_power_iterations, int)
         or n_power_iterations < 1
     ):
-        raise ValueError(
+        raise UserError(
             "spectral_normalize: n_power_iterations must be an integer >= 1, "
             f"got {n_power_iterations!r}"
         )

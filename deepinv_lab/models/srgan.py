@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
 
 _LEAKY_SLOPE = 0.2
@@ -81,7 +82,7 @@ class SRGANGenerator(Model):
     ):
         super().__init__()
         if variant not in ("srgan", "edsrgan"):
-            raise ValueError(
+            raise UserError(
                 f"SRGANGenerator: variant must be 'srgan' or 'edsrgan', got {variant!r}"
             )
         self.in_chans = in_chans
@@ -175,7 +176,7 @@ class SRGANDiscriminator(Model):
             feature_w = _valid_conv_size(feature_w, stride)
             too_small = too_small or feature_h < 1 or feature_w < 1
         if too_small:
-            raise ValueError(
+            raise UserError(
                 f"SRGANDiscriminator: input_size {self.input_size} is too small; "
                 f"H and W must be at least 61"
             )
@@ -191,7 +192,7 @@ class SRGANDiscriminator(Model):
         """``(B, in_chans, H, W)`` -> ``(B, 1)`` logits."""
         expected = (self.in_chans, *self.input_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
+            raise UserError(
                 f"SRGANDiscriminator expects input of shape (B, {expected[0]}, {expected[1]}, "
                 f"{expected[2]}) (set input_size), got {tuple(x.shape)}"
             )

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import channels_to_complex, complex_to_channels
 from deepinv_lab.models.base import Model
 from deepinv_lab.models.complex_norm import (
@@ -144,9 +145,10 @@ class Unet(Model):
         self.check_input(x, self.in_chans)
         min_size = 2**self.num_pool_layers
         if min(x.shape[-2:]) < min_size:
-            raise ValueError(
+            raise UserError(
                 f"{name} with num_pool_layers={self.num_pool_layers} expects H, W >= {min_size}, "
-                f"got input of shape {tuple(x.shape)}"
+                f"got input of shape {tuple(x.shape)}; use larger images or a smaller "
+                "num_pool_layers"
             )
         skips = []
         out = x
@@ -220,7 +222,7 @@ class NormUnet(Model):
     ):
         super().__init__()
         if in_chans % 2 or out_chans % 2:
-            raise ValueError(
+            raise UserError(
                 f"NormUnet: in_chans and out_chans count real channels (2 per complex channel) "
                 f"and must be even, got in_chans={in_chans}, out_chans={out_chans}"
             )

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
 
 #: Output channels of VGG19's convolutions, "M" for the 2x2 max-pools (torchvision's config "E").
@@ -67,7 +68,7 @@ class VGG19Features(Model):
     def __init__(self, layer: str = "conv5_4", weights: str | None = None):
         super().__init__()
         if layer not in VGG19_LAYERS:
-            raise ValueError(
+            raise UserError(
                 f"VGG19Features: layer must be one of {', '.join(VGG19_LAYERS)}, got {layer!r}"
             )
         self.layer = layer
@@ -91,23 +92,26 @@ class VGG19Features(Model):
     def load_torchvision(self, weights: str | Path | Mapping[str, torch.Tensor]) -> None:
         """Load the ``features.*`` entries of a torchvision VGG19 state dict (a file or a
         mapping) that this truncated network has; other keys (deeper layers, the classifier)
-        are ignored. A missing key or a shape that does not fit raises a ``ValueError`` naming
-        the file and the keys."""
+        are ignored. A missing file or key, or a shape that does not fit, raises a
+        :class:`~deepinv_lab.errors.UserError` naming the file and the keys."""
         source = str(weights) if not isinstance(weights, Mapping) else "the given state dict"
         if isinstance(weights, Mapping):
             state = weights
         else:
             path = Path(weights).expanduser()
             if not path.is_file():
-                raise FileNotFoundError(f"VGG19 weights file not found: {path}")
+                raise UserError(
+                    f"VGG19 weights file not found: {path} (weights is the path of torchvision's "
+                    "VGG19 state dict, e.g. vgg19-dcbb9e9d.pth)"
+                )
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as error:  # noqa: BLE001 - name the file whatever went wrong
-                raise ValueError(f"cannot read VGG19 weights from {path}: {error}") from error
+                raise UserError(f"cannot read VGG19 weights from {path}: {error}") from error
             if isinstance(state, Mapping) and "state_dict" in state:
                 state = state["state_dict"]
         if not isinstance(state, Mapping):
-            raise ValueError(f"{source}: expected a state dict, got {type(state).__name__}")
+            raise UserError(f"{source}: expected a state dict, got {type(state).__name__}")
         expected = self.state_dict()
         missing = [key for key in expected if key not in state]
         wrong = [
@@ -121,7 +125,7 @@ class VGG19Features(Model):
                 problems.append(f"missing {', '.join(missing[:6])}" + (" ..." * (len(missing) > 6)))
             if wrong:
                 problems.append(f"wrong shapes {'; '.join(wrong[:4])}")
-            raise ValueError(
+            raise UserError(
                 f"{source} is not a torchvision VGG19 state dict: {'; '.join(problems)} "
                 f"(expected keys features.<index>.weight/bias as in torchvision.models.vgg19)"
             )

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import channels_to_complex, complex_to_channels
 from deepinv_lab.models.base import Model
 from deepinv_lab.models.complex_norm import (
@@ -83,13 +84,23 @@ def _dihedral_inverse(x: torch.Tensor, rotations: int, flip: bool) -> torch.Tens
     return x.flip(-1) if flip else x
 
 
+#: The transform groups of :func:`self_ensemble`: flips, or flips and 90-degree rotations.
+SELF_ENSEMBLE_MODES = ("x2", "x8")
+
+
+def check_self_ensemble_mode(mode: str, owner: str, name: str = "mode") -> None:
+    """Raise a :class:`~deepinv_lab.errors.UserError` naming ``owner`` and the argument ``name``
+    unless ``mode`` is one of :data:`SELF_ENSEMBLE_MODES`."""
+    if mode not in SELF_ENSEMBLE_MODES:
+        raise UserError(f"{owner}: {name} must be 'x2' or 'x8', got {mode!r}")
+
+
 def self_ensemble(
     fn: Callable[..., torch.Tensor], x: torch.Tensor, *args: Any, mode: str = "x8", **kwargs: Any
 ) -> torch.Tensor:
     """``(1/|G|) sum_{T in G} T^{-1} fn(T x, *args, **kwargs)`` over the flips (``"x2"``) or the
     8 flips/rotations (``"x8"``) of ``x``'s last two dimensions (see :class:`SelfEnsemble`)."""
-    if mode not in ("x2", "x8"):
-        raise ValueError(f"self-ensemble mode must be 'x2' or 'x8', got {mode!r}")
+    check_self_ensemble_mode(mode, "self_ensemble")
     rotations = (0,) if mode == "x2" else (0, 1, 2, 3)
     total = None
     for k in rotations:
@@ -126,8 +137,7 @@ class SelfEnsemble(Model):
 
     def __init__(self, model: nn.Module, mode: Literal["x2", "x8"] = "x8"):
         super().__init__()
-        if mode not in ("x2", "x8"):
-            raise ValueError(f"SelfEnsemble: mode must be 'x2' or 'x8', got {mode!r}")
+        check_self_ensemble_mode(mode, "SelfEnsemble")
         self.model = model
         self.mode = mode
         rotations = (0,) if mode == "x2" else (0, 1, 2, 3)

@@ -30,16 +30,47 @@ A solve that misses its tolerance emits a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from numbers import Real
 from typing import Literal
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.optim.convergence import OnFailure, check_convergence, check_on_failure
 
 LinearOperator = Callable[[torch.Tensor], torch.Tensor]
+
+
+#: The config keys of the CG options of Recons that run CG inside (MoDL, DEQ), for
+#: :func:`check_cg_args`'s messages.
+CG_OPTION_NAMES = {"tol": "cg_tol", "max_iter": "cg_max_iter", "backward": "cg_backward"}
+
+
+def check_cg_args(
+    owner: str,
+    tol: float,
+    max_iter: int,
+    backward: str = "autograd",
+    names: Mapping[str, str] | None = None,
+) -> None:
+    """Raise a :class:`~deepinv_lab.errors.UserError` naming ``owner`` and the first invalid
+    option of a CG solve; ``names`` renames arguments in the message to the caller's (config)
+    keys, e.g. ``{"tol": "cg_tol"}``."""
+    names = names or {}
+    if isinstance(tol, bool) or not isinstance(tol, Real) or tol < 0:
+        raise UserError(f"{owner}: {names.get('tol', 'tol')} must be a number >= 0, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
+        raise UserError(
+            f"{owner}: {names.get('max_iter', 'max_iter')} must be an integer >= 0, "
+            f"got {max_iter!r}"
+        )
+    if backward not in ("autograd", "implicit"):
+        raise UserError(
+            f"{owner}: {names.get('backward', 'backward')} must be 'autograd' or 'implicit', "
+            f"got {backward!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,14 +139,7 @@ def conjugate_gradient(
             f"conjugate_gradient: x0 must match rhs, got x0 {x0.dtype} {tuple(x0.shape)} "
             f"and rhs {rhs.dtype} {tuple(rhs.shape)}"
         )
-    if not isinstance(tol, Real) or tol < 0:
-        raise ValueError(f"conjugate_gradient: tol must be a number >= 0, got {tol!r}")
-    if not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"conjugate_gradient: max_iter must be an integer >= 0, got {max_iter!r}")
-    if backward not in ("autograd", "implicit"):
-        raise ValueError(
-            f"conjugate_gradient: backward must be 'autograd' or 'implicit', got {backward!r}"
-        )
+    check_cg_args("conjugate_gradient", tol, max_iter, backward)
     check_on_failure(on_failure, "conjugate_gradient")
     operator = _damped(normal_op, damping, rhs)
     if backward == "autograd" or not torch.is_grad_enabled():
@@ -173,7 +197,7 @@ def _damped(
         damping = damping.to(device=rhs.device, dtype=rhs.real.dtype)
     else:
         if not isinstance(damping, Real) or damping < 0:
-            raise ValueError(f"conjugate_gradient: damping must be a number >= 0, got {damping!r}")
+            raise UserError(f"conjugate_gradient: damping must be a number >= 0, got {damping!r}")
         if damping == 0:
             return normal_op
 

@@ -27,6 +27,8 @@ from typing import Literal
 
 import torch
 
+from deepinv_lab.errors import UserError
+
 OnFailure = Literal["warn", "raise", "ignore"]
 ON_FAILURE = ("warn", "raise", "ignore")
 
@@ -51,7 +53,7 @@ class ConvergenceError(FloatingPointError):
 def check_on_failure(on_failure: str, owner: str) -> None:
     """Raise a ValueError naming ``owner`` unless ``on_failure`` is one of :data:`ON_FAILURE`."""
     if on_failure not in ON_FAILURE:
-        raise ValueError(f"{owner}: on_failure must be one of {ON_FAILURE}, got {on_failure!r}")
+        raise UserError(f"{owner}: on_failure must be one of {ON_FAILURE}, got {on_failure!r}")
 
 
 def check_convergence(

@@ -20,7 +20,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from deepinv_lab.optim.cg import CGInfo, conjugate_gradient
+from deepinv_lab.errors import UserError
+from deepinv_lab.optim.cg import CGInfo, check_cg_args, conjugate_gradient
 from deepinv_lab.optim.convergence import OnFailure, check_on_failure
 
 NormalOperator = Callable[[torch.Tensor], torch.Tensor]
@@ -29,7 +30,7 @@ NormalOperator = Callable[[torch.Tensor], torch.Tensor]
 def positive_weight(value: float, learn: bool, name: str, owner: str) -> nn.Parameter:
     """``log(value)`` as a parameter (trainable if ``learn``); ``value`` must be > 0."""
     if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{owner}: {name} must be a number > 0, got {value!r}")
+        raise UserError(f"{owner}: {name} must be a number > 0, got {value!r}")
     return nn.Parameter(torch.tensor(math.log(value)), requires_grad=learn)
 
 
@@ -61,10 +62,7 @@ class ProximalDataConsistency(nn.Module):
         super().__init__()
         owner = type(self).__name__
         check_on_failure(on_failure, owner)
-        if backward not in ("autograd", "implicit"):
-            raise ValueError(
-                f"{owner}: backward must be 'autograd' or 'implicit', got {backward!r}"
-            )
+        check_cg_args(owner, tol, max_iter, backward)
         self.log_damping = positive_weight(damping, learn_damping, "damping", owner)
         self.tol, self.max_iter = tol, max_iter
         self.backward, self.on_failure = backward, on_failure

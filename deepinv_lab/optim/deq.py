@@ -50,8 +50,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.optim.convergence import OnFailure, check_on_failure
-from deepinv_lab.optim.fixed_point import SOLVERS, _check_args, solve_fixed_point
+from deepinv_lab.optim.fixed_point import SOLVERS, check_fixed_point_args, solve_fixed_point
 
 BACKWARDS = ("implicit", "jfb")
 
@@ -97,23 +98,27 @@ class DeepEquilibrium(nn.Module):
         super().__init__()
         name = type(self).__name__
         if solver not in SOLVERS:
-            raise ValueError(f"{name}: solver must be one of {SOLVERS}, got {solver!r}")
+            raise UserError(f"{name}: solver must be one of {SOLVERS}, got {solver!r}")
         if backward not in BACKWARDS:
-            raise ValueError(f"{name}: backward must be one of {BACKWARDS}, got {backward!r}")
+            raise UserError(f"{name}: backward must be one of {BACKWARDS}, got {backward!r}")
         backward_solver = solver if backward_solver is None else backward_solver
         if backward_solver not in SOLVERS:
-            raise ValueError(
+            raise UserError(
                 f"{name}: backward_solver must be one of {SOLVERS} or None, got {backward_solver!r}"
             )
         backward_tol = tol if backward_tol is None else backward_tol
         backward_max_iter = max_iter if backward_max_iter is None else backward_max_iter
         check_on_failure(on_failure, name)
-        _check_args(name, tol, max_iter, relaxation, anderson_memory)
-        try:
-            _check_args(name, backward_tol, backward_max_iter, relaxation)
-        except ValueError as error:  # name the backward_* argument, not the forward one
-            message = str(error).replace(": tol", ": backward_tol")
-            raise ValueError(message.replace(": max_iter", ": backward_max_iter")) from None
+        check_fixed_point_args(
+            name, tol, max_iter, relaxation, anderson_memory, names={"memory": "anderson_memory"}
+        )
+        check_fixed_point_args(
+            name,
+            backward_tol,
+            backward_max_iter,
+            relaxation,
+            names={"tol": "backward_tol", "max_iter": "backward_max_iter"},
+        )
         self.solver = solver
         self.tol = tol
         self.max_iter = max_iter

@@ -30,12 +30,13 @@ equilibrium model and for the adjoint fixed point of its backward pass (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.optim.convergence import OnFailure, check_convergence, check_on_failure
 
 FixedPointMap = Callable[[torch.Tensor], torch.Tensor]
@@ -63,29 +64,37 @@ class FixedPointInfo:
     history: list[float] = field(default_factory=list)
 
 
-def _check_args(
+def check_fixed_point_args(
     owner: str,
     tol: float,
     max_iter: int,
     relaxation: float,
     memory: int = 1,
     regularization: float = 0.0,
+    names: Mapping[str, str] | None = None,
 ) -> None:
-    """ValueError naming the first invalid argument."""
+    """Raise a :class:`~deepinv_lab.errors.UserError` naming ``owner`` and the first invalid
+    argument; ``names`` renames arguments in the message to the caller's (config) keys, e.g.
+    ``{"memory": "anderson_memory"}``."""
+    names = names or {}
+
+    def fail(name: str, expected: str, value: object) -> UserError:
+        return UserError(f"{owner}: {names.get(name, name)} must be {expected}, got {value!r}")
+
     if isinstance(tol, bool) or not isinstance(tol, Real) or not tol >= 0:
-        raise ValueError(f"{owner}: tol must be a number >= 0, got {tol!r}")
+        raise fail("tol", "a number >= 0", tol)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"{owner}: max_iter must be an integer >= 1, got {max_iter!r}")
+        raise fail("max_iter", "an integer >= 1", max_iter)
     if isinstance(relaxation, bool) or not isinstance(relaxation, Real) or not 0 < relaxation <= 1:
-        raise ValueError(f"{owner}: relaxation must be a number in (0, 1], got {relaxation!r}")
+        raise fail("relaxation", "a number in (0, 1]", relaxation)
     if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
-        raise ValueError(f"{owner}: memory must be an integer >= 1, got {memory!r}")
+        raise fail("memory", "an integer >= 1", memory)
     if (
         isinstance(regularization, bool)
         or not isinstance(regularization, Real)
         or not regularization >= 0
     ):
-        raise ValueError(f"{owner}: regularization must be a number >= 0, got {regularization!r}")
+        raise fail("regularization", "a number >= 0", regularization)
 
 
 def _check_x0(owner: str, x0: torch.Tensor) -> None:
@@ -203,7 +212,7 @@ def picard(
         ``(x, info)``: the iterate shaped like ``x0`` and a :class:`FixedPointInfo`. No warning
         is issued here; :func:`solve_fixed_point` checks the info.
     """
-    _check_args("picard", tol, max_iter, relaxation)
+    check_fixed_point_args("picard", tol, max_iter, relaxation)
     _check_x0("picard", x0)
     x = _flatten(x0)
     fx = _flatten(_apply("picard", f, x0))
@@ -255,7 +264,7 @@ def anderson(
         ``(x, info)``: the iterate shaped like ``x0`` and a :class:`FixedPointInfo`. Memory:
         ``2 * memory`` copies of the batch are kept.
     """
-    _check_args("anderson", tol, max_iter, relaxation, memory, regularization)
+    check_fixed_point_args("anderson", tol, max_iter, relaxation, memory, regularization)
     _check_x0("anderson", x0)
     x = _flatten(x0)
     fx = _flatten(_apply("anderson", f, x0))
@@ -342,9 +351,9 @@ def solve_fixed_point(
         ``(x, info)`` as returned by the solver.
     """
     if solver not in SOLVERS:
-        raise ValueError(f"solve_fixed_point: solver must be one of {SOLVERS}, got {solver!r}")
+        raise UserError(f"solve_fixed_point: solver must be one of {SOLVERS}, got {solver!r}")
     check_on_failure(on_failure, "solve_fixed_point")
-    _check_args("solve_fixed_point", tol, max_iter, relaxation, memory, regularization)
+    check_fixed_point_args("solve_fixed_point", tol, max_iter, relaxation, memory, regularization)
     if solver == "anderson":
         x, info = anderson(f, x0, tol, max_iter, memory, regularization, relaxation)
     else:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import channels_to_complex, complex_to_channels
 from deepinv_lab.optim.data_consistency import (
     GradientDescentStep,
@@ -85,9 +86,9 @@ class Unrolled(nn.Module):
     ):
         super().__init__()
         if isinstance(num_iterations, bool) or not isinstance(num_iterations, int):
-            raise ValueError(f"Unrolled: num_iterations must be an integer, got {num_iterations!r}")
+            raise UserError(f"Unrolled: num_iterations must be an integer, got {num_iterations!r}")
         if num_iterations < 1:
-            raise ValueError(f"Unrolled: num_iterations must be >= 1, got {num_iterations}")
+            raise UserError(f"Unrolled: num_iterations must be >= 1, got {num_iterations}")
         self.num_iterations = num_iterations
         self.share_weights = share_weights
         self.checkpoint_iterations = checkpoint_iterations

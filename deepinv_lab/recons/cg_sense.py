@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from deepinv_lab.optim.cg import CGInfo
+from deepinv_lab.optim.cg import CGInfo, check_cg_args
 from deepinv_lab.optim.convergence import OnFailure, check_on_failure
 from deepinv_lab.optim.data_consistency import positive_weight
 from deepinv_lab.optim.least_squares import least_squares
@@ -48,6 +48,7 @@ class CGSense(Recon):
     ):
         super().__init__()
         check_on_failure(on_failure, type(self).__name__)
+        check_cg_args(type(self).__name__, tol, max_iter, backward)
         self.log_damping = positive_weight(damping, learn_damping, "damping", type(self).__name__)
         self.tol, self.max_iter, self.backward = tol, max_iter, backward
         self.magnitude, self.on_failure = magnitude, on_failure

@@ -7,7 +7,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.spectral import spectral_normalize
+from deepinv_lab.optim.cg import CG_OPTION_NAMES, check_cg_args
 from deepinv_lab.optim.convergence import OnFailure
 from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
 from deepinv_lab.optim.deq import DeepEquilibrium
@@ -80,12 +82,13 @@ class DEQ(SolutionRecon):
                 denoiser, GradientDescentStep(step_size, learn_step_size)
             )
         elif iteration == "modl":
+            check_cg_args("DEQ", cg_tol, cg_max_iter, names=CG_OPTION_NAMES)
             data_consistency = ProximalDataConsistency(
                 damping, learn_damping, cg_tol, cg_max_iter, on_failure="ignore"
             )
             self.iteration = ModlIteration(denoiser, data_consistency)
         else:
-            raise ValueError(
+            raise UserError(
                 f"DEQ: iteration must be 'proximal_gradient' or 'modl', got {iteration!r}"
             )
         self.deq = DeepEquilibrium(

@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import upsample_bicubic
-from deepinv_lab.models.wrappers import self_ensemble
+from deepinv_lab.models.wrappers import check_self_ensemble_mode, self_ensemble
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.recons.zero_filled import ZeroFilled
 from deepinv_lab.systems.base import System
@@ -40,13 +41,18 @@ class Denoiser(Recon):
         return y + out if self.residual else out
 
 
+def _check_scale(scale: int | None, owner: str) -> None:
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
+        raise UserError(f"{owner}: scale must be an integer >= 1 or null, got {scale!r}")
+
+
 def _scale_of(system: System | None, scale: int | None, owner: str) -> int:
     """The upsampling factor: ``scale`` if given, else the System's ``factor``."""
     if scale is not None:
         return scale
     factor = getattr(system, "factor", None)
     if not isinstance(factor, int):
-        raise ValueError(
+        raise UserError(
             f"{owner}: give scale=..., or a System with an integer .factor (Downsampling); "
             f"got {type(system).__name__}"
         )
@@ -64,6 +70,7 @@ class Interpolation(Recon):
 
     def __init__(self, scale: int | None = None):
         super().__init__()
+        _check_scale(scale, type(self).__name__)
         self.scale = scale
 
     def forward(self, y: torch.Tensor, system: System | None = None) -> torch.Tensor:
@@ -96,10 +103,9 @@ class SuperResolution(Recon):
         self_ensemble: str | None = None,
     ):
         super().__init__()
-        if self_ensemble not in (None, "x2", "x8"):
-            raise ValueError(
-                f"SuperResolution: self_ensemble must be null, 'x2' or 'x8', got {self_ensemble!r}"
-            )
+        _check_scale(scale, type(self).__name__)
+        if self_ensemble is not None:
+            check_self_ensemble_mode(self_ensemble, type(self).__name__, "self_ensemble")
         self.model = model
         self.upsample_input = upsample_input
         self.residual = residual
@@ -117,9 +123,11 @@ class SuperResolution(Recon):
         upsampled = upsample_bicubic(y, _scale_of(system, self.scale, type(self).__name__))
         out = self.model(upsampled if self.upsample_input else y)
         if out.shape != upsampled.shape:
-            raise ValueError(
+            raise UserError(
                 f"SuperResolution: the model's output {tuple(out.shape)} does not have the "
-                f"high-resolution shape {tuple(upsampled.shape)} that residual=True needs"
+                f"high-resolution shape {tuple(upsampled.shape)} (upsample_input="
+                f"{self.upsample_input}, residual={self.residual}); with upsample_input the "
+                "model must keep its input's size, with residual alone it must upsample by scale"
             )
         return out + upsampled if self.residual else out
 

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from deepinv_lab.optim.cg import CG_OPTION_NAMES, check_cg_args
 from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
 from deepinv_lab.optim.unroll import ModlIteration, ProximalGradientIteration, Unrolled
 from deepinv_lab.recons.base import SolutionRecon
@@ -58,6 +59,7 @@ class MoDL(_UnrolledRecon):
         magnitude: bool = True,
     ):
         super().__init__()
+        check_cg_args("MoDL", cg_tol, cg_max_iter, cg_backward, names=CG_OPTION_NAMES)
         data_consistency = ProximalDataConsistency(
             damping, learn_damping, cg_tol, cg_max_iter, cg_backward, on_failure="ignore"
         )

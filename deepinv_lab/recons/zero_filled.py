@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import ifft2c, rss
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.systems.base import LinearSystem
@@ -23,7 +24,7 @@ class ZeroFilled(Recon):
     def __init__(self, combine: str = "rss"):
         super().__init__()
         if combine not in ("rss", "adjoint"):
-            raise ValueError(f"ZeroFilled: combine must be 'rss' or 'adjoint', got {combine!r}")
+            raise UserError(f"ZeroFilled: combine must be 'rss' or 'adjoint', got {combine!r}")
         self.combine = combine
 
     def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:

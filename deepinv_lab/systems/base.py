@@ -24,6 +24,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from deepinv_lab.errors import UserError
+
 
 class System(nn.Module):
     """Any forward model ``y = A(x)``, linear or not (noise, for instance).
@@ -254,7 +256,7 @@ class Composition(LinearSystem):
             # Flatten plain compositions only; subclasses (MultiCoilMRI) keep their identity.
             flat.extend(system.systems if type(system) is Composition else [system])
         if not flat:
-            raise ValueError("Composition needs at least one System")
+            raise UserError("Composition: systems must hold at least one System, got none")
         self.systems = nn.ModuleList(flat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -303,17 +305,17 @@ class Sum(LinearSystem):
     def __init__(self, systems: Sequence[LinearSystem]):
         super().__init__()
         if not systems:
-            raise ValueError("Sum needs at least one System")
+            raise UserError("Sum: systems must hold at least one System, got none")
         self.systems = nn.ModuleList(systems)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = [system(x) for system in self.systems]
-        _check_same_shapes(outputs, "forward")
+        _check_same_shapes(outputs, "Sum", "forward")
         return torch.stack(outputs).sum(0)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         outputs = [system.adjoint(y) for system in self.systems]
-        _check_same_shapes(outputs, "adjoint")
+        _check_same_shapes(outputs, "Sum", "adjoint")
         return torch.stack(outputs).sum(0)
 
     @classmethod
@@ -336,7 +338,7 @@ class Stack(LinearSystem):
     def __init__(self, systems: Sequence[LinearSystem]):
         super().__init__()
         if not systems:
-            raise ValueError("Stack needs at least one System")
+            raise UserError("Stack: systems must hold at least one System, got none")
         self.systems = nn.ModuleList(systems)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -354,12 +356,12 @@ class Stack(LinearSystem):
                 f"System, got {given}"
             )
         outputs = [system.adjoint(y) for system, y in zip(self.systems, ys, strict=True)]
-        _check_same_shapes(outputs, "adjoint")
+        _check_same_shapes(outputs, "Stack", "adjoint")
         return torch.stack(outputs).sum(0)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         outputs = [system.normal(x) for system in self.systems]
-        _check_same_shapes(outputs, "normal")
+        _check_same_shapes(outputs, "Stack", "normal")
         return torch.stack(outputs).sum(0)
 
     @classmethod
@@ -370,9 +372,7 @@ class Stack(LinearSystem):
         return cls([system, 0.5 * Identity()]), x
 
 
-def _check_same_shapes(outputs: list[torch.Tensor], what: str) -> None:
+def _check_same_shapes(outputs: list[torch.Tensor], owner: str, what: str) -> None:
     shapes = {tuple(o.shape) for o in outputs}
     if len(shapes) > 1:
-        raise ValueError(
-            f"Sum: the summed Systems' {what} outputs differ in shape: {sorted(shapes)}"
-        )
+        raise ValueError(f"{owner}: the Systems' {what} outputs differ in shape: {sorted(shapes)}")

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from deepinv_lab.errors import UserError
+
 
 def birdcage_maps(
     num_coils: int,
@@ -26,7 +28,7 @@ def birdcage_maps(
         complex tensor ``(num_coils, H, W)``.
     """
     if num_coils < 1:
-        raise ValueError(f"birdcage_maps: num_coils must be >= 1, got {num_coils}")
+        raise UserError(f"birdcage_maps: num_coils must be >= 1, got {num_coils}")
     height, width = shape
     real = torch.empty((), dtype=dtype).real.dtype
     y = (torch.arange(height, dtype=real) - height / 2) / (height / 2)
@@ -94,7 +96,7 @@ def espirit_maps(
         )
     height, width = kspace.shape[-2:]
     if not 0 < kernel_width < calib_width <= min(height, width):
-        raise ValueError(
+        raise UserError(
             f"espirit_maps: expected 0 < kernel_width < calib_width <= min(H, W), got "
             f"kernel_width={kernel_width}, calib_width={calib_width} for k-space of shape "
             f"{tuple(kspace.shape)}"

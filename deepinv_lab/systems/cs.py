@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import LinearSystem
 
 
@@ -44,11 +45,11 @@ class CompressedSensing(LinearSystem):
         super().__init__()
         img_shape = tuple(int(s) for s in img_shape)
         if len(img_shape) != 3 or min(img_shape) < 1:
-            raise ValueError(f"CompressedSensing: img_shape must be (C, H, W), got {img_shape}")
+            raise UserError(f"CompressedSensing: img_shape must be (C, H, W), got {img_shape}")
         if m < 1:
-            raise ValueError(f"CompressedSensing: m must be >= 1, got {m}")
+            raise UserError(f"CompressedSensing: m must be >= 1, got {m}")
         if not (dtype.is_floating_point or dtype.is_complex):
-            raise ValueError(f"CompressedSensing: dtype must be real or complex, got {dtype}")
+            raise UserError(f"CompressedSensing: dtype must be real or complex, got {dtype}")
         self.m = int(m)
         self.img_shape = img_shape
         self.seed = seed

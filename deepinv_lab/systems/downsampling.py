@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional.resize import keys_cubic
 from deepinv_lab.systems.base import LinearSystem
 
@@ -49,7 +50,7 @@ def downsampling_taps(filter: str, factor: int) -> tuple[torch.Tensor, int]:
         nonzero = torch.nonzero(taps).flatten()  # factor 1 gives zero end taps
         lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
         return taps[lo:hi] / taps[lo:hi].sum(), first + lo
-    raise ValueError(f"Downsampling: filter must be one of {FILTERS}, got {filter!r}")
+    raise UserError(f"Downsampling: filter must be one of {FILTERS}, got {filter!r}")
 
 
 class Downsampling(LinearSystem):
@@ -73,7 +74,7 @@ class Downsampling(LinearSystem):
     def __init__(self, factor: int, filter: Literal["bicubic", "box", "none"] = "bicubic"):
         super().__init__()
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-            raise ValueError(f"Downsampling: factor must be an integer >= 1, got {factor!r}")
+            raise UserError(f"Downsampling: factor must be an integer >= 1, got {factor!r}")
         taps, start = downsampling_taps(filter, factor)
         self.factor = factor
         self.filter = filter

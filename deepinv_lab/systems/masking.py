@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import LinearSystem, real_dtype
 
 
@@ -29,14 +30,14 @@ class Inpainting(LinearSystem):
     def __init__(self, mask: torch.Tensor):
         super().__init__()
         if mask.ndim != 4 or mask.is_complex():
-            raise ValueError(
+            raise UserError(
                 "Inpainting expects a real mask of shape (B, 1 or C, H, W), got dtype "
                 f"{mask.dtype} with shape {tuple(mask.shape)}"
             )
         if mask.dtype == torch.bool or not mask.is_floating_point():
             mask = mask.to(torch.float32)
         if not ((mask == 0) | (mask == 1)).all():
-            raise ValueError("Inpainting expects a 0/1 mask; got values other than 0 and 1")
+            raise UserError("Inpainting: mask must be a 0/1 mask, got values other than 0 and 1")
         self.register_buffer("mask", mask)
 
     def _mask_for(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,10 +86,10 @@ def random_pixel_mask(
         generator: a CPU ``torch.Generator`` for reproducible masks.
     """
     if not 0 <= keep_fraction <= 1:
-        raise ValueError(f"random_pixel_mask: keep_fraction must be in [0, 1], got {keep_fraction}")
+        raise UserError(f"random_pixel_mask: keep_fraction must be in [0, 1], got {keep_fraction}")
     shape = tuple(shape)
     if len(shape) < 2:
-        raise ValueError(f"random_pixel_mask: expected a shape (B, ...), got {shape}")
+        raise UserError(f"random_pixel_mask: expected a shape (B, ...), got {shape}")
     batch, per_sample = shape[0], 1
     for size in shape[1:]:
         per_sample *= size
@@ -115,11 +116,11 @@ def box_mask(
     """
     shape = tuple(shape)
     if len(shape) != 4:
-        raise ValueError(f"box_mask: expected a shape (B, C, H, W), got {shape}")
+        raise UserError(f"box_mask: expected a shape (B, C, H, W), got {shape}")
     batch, _, height, width = shape
     box_h, box_w = (box_size, box_size) if isinstance(box_size, int) else tuple(box_size)
     if not (0 < box_h <= height and 0 < box_w <= width):
-        raise ValueError(
+        raise UserError(
             f"box_mask: box of size {(box_h, box_w)} does not fit images of size "
             f"{(height, width)}; expected 0 < box size <= image size"
         )
@@ -129,7 +130,7 @@ def box_mask(
     else:
         top, left = position
         if not (0 <= top <= height - box_h and 0 <= left <= width - box_w):
-            raise ValueError(
+            raise UserError(
                 f"box_mask: a box of size {(box_h, box_w)} at (top, left) = {(top, left)} leaves "
                 f"images of size {(height, width)}; expected 0 <= top <= {height - box_h} and "
                 f"0 <= left <= {width - box_w}"

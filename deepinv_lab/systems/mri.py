@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import fft2c, ifft2c
 from deepinv_lab.systems.base import Composition, LinearSystem, real_dtype
 
@@ -45,7 +46,7 @@ class KSpaceMask(LinearSystem):
     def __init__(self, mask: torch.Tensor):
         super().__init__()
         if mask.is_complex():
-            raise TypeError(f"KSpaceMask expects a real 0/1 mask, got dtype {mask.dtype}")
+            raise UserError(f"KSpaceMask expects a real 0/1 mask, got dtype {mask.dtype}")
         self.register_buffer("mask", mask)
 
     def _check(self, k: torch.Tensor) -> None:
@@ -84,7 +85,7 @@ class CoilSensitivity(LinearSystem):
     def __init__(self, coil_maps: torch.Tensor):
         super().__init__()
         if coil_maps.ndim != 4 or not coil_maps.is_complex():
-            raise ValueError(
+            raise UserError(
                 "CoilSensitivity expects complex coil maps of shape (B, coils, H, W), got "
                 f"dtype {coil_maps.dtype} with shape {tuple(coil_maps.shape)}"
             )
@@ -144,7 +145,7 @@ class MultiCoilMRI(Composition):
         except RuntimeError:
             fits = False
         if not fits:
-            raise ValueError(
+            raise UserError(
                 f"MultiCoilMRI: mask of shape {tuple(mask.shape)} does not broadcast against "
                 f"k-space of shape {tuple(kspace_shape)} (the coil maps' shape)"
             )
@@ -216,7 +217,7 @@ class MultiCoilFourier(Composition):
 
     def __init__(self, mask: torch.Tensor):
         if mask.is_complex() or mask.ndim != 4:
-            raise ValueError(
+            raise UserError(
                 "MultiCoilFourier expects a real mask of shape (B, 1, 1, W) or (B, 1, H, W), got "
                 f"dtype {mask.dtype} with shape {tuple(mask.shape)}"
             )
@@ -266,7 +267,7 @@ class SingleCoilMRI(MultiCoilFourier):
 
     def __init__(self, mask: torch.Tensor):
         if mask.is_complex() or mask.ndim != 4 or mask.shape[1] != 1:
-            raise ValueError(
+            raise UserError(
                 "SingleCoilMRI expects a real mask of shape (B, 1, H, W) or (B, 1, 1, W), got "
                 f"dtype {mask.dtype} with shape {tuple(mask.shape)}"
             )

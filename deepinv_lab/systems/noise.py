@@ -19,6 +19,7 @@ import math
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import System
 
 
@@ -26,7 +27,7 @@ def _as_parameter(value: float | torch.Tensor, name: str, owner: str) -> torch.T
     """A float64 tensor holding ``value``; float64 so that float64 data see no float32 rounding."""
     tensor = torch.as_tensor(value).detach().clone().to(torch.float64)
     if tensor.is_complex() or not torch.isfinite(tensor).all():
-        raise ValueError(f"{owner}: {name} must be real and finite, got {value}")
+        raise UserError(f"{owner}: {name} must be real and finite, got {value}")
     return tensor
 
 
@@ -79,7 +80,7 @@ class GaussianNoise(System):
         super().__init__()
         self.register_buffer("sigma", _as_parameter(sigma, "sigma", type(self).__name__))
         if (self.sigma < 0).any():
-            raise ValueError(f"{type(self).__name__}: sigma must be >= 0, got {sigma}")
+            raise UserError(f"{type(self).__name__}: sigma must be >= 0, got {sigma}")
 
     def noise_sigma(self, y: torch.Tensor) -> torch.Tensor:
         """The noise level applied to ``y``, broadcastable against ``y``."""
@@ -119,7 +120,7 @@ class ComplexGaussianNoise(GaussianNoise):
         snr_db: float | torch.Tensor | None = None,
     ):
         if (sigma is None) == (snr_db is None):
-            raise ValueError(
+            raise UserError(
                 "ComplexGaussianNoise: give exactly one of sigma and snr_db, "
                 f"got sigma={sigma} and snr_db={snr_db}"
             )
@@ -169,7 +170,7 @@ class RandomSigmaGaussianNoise(System):
     def __init__(self, sigma_min: float, sigma_max: float):
         super().__init__()
         if not 0 <= sigma_min <= sigma_max:
-            raise ValueError(
+            raise UserError(
                 "RandomSigmaGaussianNoise: expected 0 <= sigma_min <= sigma_max, got "
                 f"sigma_min={sigma_min}, sigma_max={sigma_max}"
             )
@@ -218,7 +219,7 @@ class PoissonNoise(System):
         super().__init__()
         self.register_buffer("gain", _as_parameter(gain, "gain", type(self).__name__))
         if (self.gain <= 0).any():
-            raise ValueError(f"PoissonNoise: gain must be > 0, got {gain}")
+            raise UserError(f"PoissonNoise: gain must be > 0, got {gain}")
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not x.is_floating_point():

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import Composition, LinearSystem, real_dtype
 from deepinv_lab.systems.mri import CoilSensitivity
 from deepinv_lab.systems.trajectories import (
@@ -128,13 +129,13 @@ class NUFFT(LinearSystem):
             if weights is not None and weights.ndim == 2 and weights.shape[0] == 1:
                 weights = weights[0]
         if trajectory.dtype not in _COMPLEX:
-            raise ValueError(
+            raise UserError(
                 f"NUFFT: expected a float32 or float64 trajectory, got {trajectory.dtype}"
             )
         self.image_size = _image_size(image_size, "NUFFT")
         self.toeplitz = toeplitz
         self.numpoints = numpoints
-        self.grid_size = _grid_size(self.image_size, oversampling)
+        self.grid_size = _grid_size(self.image_size, oversampling, "NUFFT")
         self.register_buffer("trajectory", trajectory)
         self.register_buffer("weights", self._checked_weights(weights))
         self.register_buffer("toeplitz_kernel", None, persistent=False)
@@ -155,13 +156,13 @@ class NUFFT(LinearSystem):
         num_samples = traj.shape[-1]
         allowed = [(num_samples,)] + ([(traj.shape[0], num_samples)] if traj.ndim == 3 else [])
         if weights.is_complex() or tuple(weights.shape) not in allowed:
-            raise ValueError(
+            raise UserError(
                 f"NUFFT: expected real weights of shape {' or '.join(map(str, allowed))} for a "
                 f"trajectory of shape {tuple(traj.shape)}, got dtype {weights.dtype} with shape "
                 f"{tuple(weights.shape)}"
             )
         if bool((weights < 0).any()):
-            raise ValueError("NUFFT: expected non-negative density compensation weights")
+            raise UserError("NUFFT: expected non-negative density compensation weights")
         return weights.to(device=traj.device, dtype=traj.dtype)
 
     @property
@@ -296,13 +297,13 @@ class MultiCoilNUFFT(Composition):
         coils = CoilSensitivity(coil_maps)
         nufft = NUFFT(trajectory, coil_maps.shape[-2:], weights, toeplitz, oversampling, numpoints)
         if coil_maps.dtype != nufft.dtype:
-            raise ValueError(
+            raise UserError(
                 f"MultiCoilNUFFT: expected coil maps of dtype {nufft.dtype} (trajectory "
                 f"{trajectory.dtype}), got {coil_maps.dtype}"
             )
         trajectory = nufft.trajectory
         if trajectory.ndim == 3 and coil_maps.shape[0] not in (1, trajectory.shape[0]):
-            raise ValueError(
+            raise UserError(
                 f"MultiCoilNUFFT: per-sample trajectory of shape {tuple(trajectory.shape)} does "
                 f"not fit coil maps of shape {tuple(coil_maps.shape)}; expected the same batch "
                 "or maps shared by the batch (batch 1)"

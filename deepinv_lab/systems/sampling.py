@@ -34,6 +34,8 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
+from deepinv_lab.errors import UserError
+
 Seed = int | tuple[int, ...] | None
 
 
@@ -82,24 +84,24 @@ class MaskFunc:
         center_fractions = list(center_fractions)
         accelerations = list(accelerations)
         if not center_fractions or not accelerations:
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}: center_fractions and accelerations must be non-empty, "
                 f"got center_fractions={center_fractions}, accelerations={accelerations}"
             )
         if len(center_fractions) != len(accelerations) and not allow_any_combination:
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}: center_fractions (length {len(center_fractions)}: "
                 f"{center_fractions}) and accelerations (length {len(accelerations)}: "
                 f"{accelerations}) must have the same length, unless allow_any_combination=True"
             )
         for fraction in center_fractions:
             if not isinstance(fraction, Real) or not 0 <= fraction < 1:
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}: center_fractions must lie in [0, 1), got {fraction!r}"
                 )
         for acceleration in accelerations:
             if not isinstance(acceleration, Real) or not acceleration >= 1:
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}: accelerations must be numbers >= 1, "
                     f"got {acceleration!r}"
                 )
@@ -152,9 +154,10 @@ class MaskFunc:
         # Python's round (half to even) on the float product, as fastMRI.
         num_low_frequencies = round(num_cols * center_fraction)
         if num_low_frequencies >= num_cols:
-            raise ValueError(
-                f"{type(self).__name__}: center fraction {center_fraction} keeps all "
-                f"{num_cols} columns; nothing is left to subsample"
+            raise UserError(
+                f"{type(self).__name__}: the center_fractions entry {center_fraction} keeps all "
+                f"{num_cols} k-space columns; nothing is left to subsample "
+                "(use a smaller center fraction)"
             )
         center_mask = self.calculate_center_mask(num_cols, num_low_frequencies)
         acceleration_mask = self.calculate_acceleration_mask(
@@ -242,7 +245,7 @@ class EquispacedMaskFunc(MaskFunc):
         super().__init__(center_fractions, accelerations, allow_any_combination, seed)
         for acceleration in self.accelerations:
             if not isinstance(acceleration, Integral):
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}: accelerations must be integers (the column "
                     f"spacing), got {acceleration!r}"
                 )
@@ -280,10 +283,10 @@ class EquispacedMaskFractionFunc(MaskFunc):
         num_low_frequencies: int,
     ) -> np.ndarray:
         if acceleration * num_low_frequencies >= num_cols:
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}: the center block of {num_low_frequencies} columns "
                 f"already reaches acceleration {acceleration} for width {num_cols}; use a smaller "
-                "center fraction"
+                "center_fractions entry or a lower acceleration"
             )
         adjusted_acceleration = (acceleration * (num_low_frequencies - num_cols)) / (
             num_low_frequencies * acceleration - num_cols
@@ -316,8 +319,8 @@ def create_mask_for_mask_type(
     try:
         mask_class = MASK_FUNCS[mask_type]
     except KeyError:
-        raise ValueError(
-            f"unknown mask type {mask_type!r}; expected one of {sorted(MASK_FUNCS)}"
+        raise UserError(
+            f"mask_type must be one of {sorted(MASK_FUNCS)}, got {mask_type!r}"
         ) from None
     return mask_class(center_fractions, accelerations, allow_any_combination, seed)
 
@@ -359,23 +362,23 @@ def _check_2d(
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Validate the common arguments of the 2D masks; return ``shape`` and ``calib`` as ints."""
     if len(shape) != 2 or not all(isinstance(s, Integral) and s >= 2 for s in shape):
-        raise ValueError(f"{name}: shape must be (H, W) with H, W >= 2, got {tuple(shape)}")
+        raise UserError(f"{name}: shape must be (H, W) with H, W >= 2, got {tuple(shape)}")
     if len(calib) != 2 or not all(
         isinstance(c, Integral) and 0 <= c < s for c, s in zip(calib, shape, strict=True)
     ):
-        raise ValueError(
+        raise UserError(
             f"{name}: calib must be (rows, cols) with 0 <= rows < H and 0 <= cols < W for shape "
             f"{tuple(shape)}, got {tuple(calib)}"
         )
     if not isinstance(acceleration, Real) or not acceleration > 1:
-        raise ValueError(f"{name}: acceleration must be a number > 1, got {acceleration!r}")
+        raise UserError(f"{name}: acceleration must be a number > 1, got {acceleration!r}")
     if not isinstance(seed, Integral) or not 0 <= seed < 2**32:
-        raise ValueError(f"{name}: seed must be an integer in [0, 2**32), got {seed!r}")
+        raise UserError(f"{name}: seed must be an integer in [0, 2**32), got {seed!r}")
     height, width = (int(s) for s in shape)
     rows, cols = (int(c) for c in calib)
     target = height * width / acceleration
     if rows * cols >= target:
-        raise ValueError(
+        raise UserError(
             f"{name}: the calibration block {rows} x {cols} = {rows * cols} points is not "
             f"below the {target:.0f} points of acceleration {acceleration} for shape "
             f"{(height, width)}; use a smaller calib or a lower acceleration"
@@ -450,7 +453,7 @@ def poisson_disc_mask(
         if mask is not None:
             break
     else:
-        raise ValueError(
+        raise UserError(
             f"poisson_disc_mask: could not reach acceleration {acceleration} (tolerance {tol}) "
             f"for shape {(height, width)} and calib {(rows, cols)} with seed {seed} and "
             f"{max_retries} retries; accelerations below about 1.5 cannot be reached"
@@ -534,8 +537,7 @@ def variable_density_mask(
     (height, width), (rows, cols) = _check_2d(
         "variable_density_mask", shape, acceleration, calib, seed
     )
-    if not isinstance(power, Real) or power < 0:
-        raise ValueError(f"variable_density_mask: power must be a number >= 0, got {power!r}")
+    _check_power("variable_density_mask", power)
     ky = (np.arange(height) - height // 2) / (height / 2)
     kx = (np.arange(width) - width // 2) / (width / 2)
     radius = np.hypot(ky[:, None], kx[None, :])
@@ -554,6 +556,11 @@ def variable_density_mask(
     return torch.from_numpy(mask.reshape(height, width))
 
 
+def _check_power(name: str, power: float) -> None:
+    if isinstance(power, bool) or not isinstance(power, Real) or power < 0:
+        raise UserError(f"{name}: power must be a number >= 0, got {power!r}")
+
+
 class MaskFunc2D:
     """Base class of the 2D mask functions: each call draws an acceleration and a sample seed from
     the function's own generator and passes them to :meth:`sample`, which subclasses implement."""
@@ -563,13 +570,13 @@ class MaskFunc2D:
     ):
         accelerations = list(accelerations)
         if not accelerations or not all(isinstance(a, Real) and a > 1 for a in accelerations):
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}: accelerations must be a non-empty list of numbers > 1, "
                 f"got {accelerations}"
             )
         calib = tuple(calib)
         if len(calib) != 2 or not all(isinstance(c, Integral) and c >= 0 for c in calib):
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__}: calib must be (rows, cols) of integers >= 0, got {calib}"
             )
         self.accelerations = accelerations
@@ -658,6 +665,7 @@ class VariableDensityMaskFunc(MaskFunc2D):
         power: float = 2.0,
     ):
         super().__init__(accelerations, calib, seed)
+        _check_power(type(self).__name__, power)
         self.power = power
 
     def sample(self, shape: tuple[int, int], acceleration: float, seed: int) -> torch.Tensor:
@@ -701,15 +709,15 @@ def batch_masks(
         :class:`~deepinv_lab.systems.mri.SingleCoilMRI`.
     """
     if not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_masks: batch_size must be an integer >= 1, got {batch_size!r}")
+        raise UserError(f"batch_masks: batch_size must be an integer >= 1, got {batch_size!r}")
     if len(shape) != 2:
-        raise ValueError(f"batch_masks: shape must be the k-space size (H, W), got {tuple(shape)}")
+        raise UserError(f"batch_masks: shape must be the k-space size (H, W), got {tuple(shape)}")
     if seeds is None:
         seeds = [None] * batch_size
     elif isinstance(seeds, Integral):
         seeds = [(int(seeds), index) for index in range(batch_size)]
     elif len(seeds) != batch_size:
-        raise ValueError(
+        raise UserError(
             f"batch_masks: expected {batch_size} seeds (one per sample), got {len(seeds)}"
         )
     masks = [to_kspace_mask(mask_func((1, *shape, 2), seed=seed)[0]) for seed in seeds]

@@ -22,13 +22,16 @@ from collections.abc import Sequence
 
 import torch
 
+from deepinv_lab.errors import UserError
+
 #: Angle increment of golden-angle radial sampling with full spokes: ``pi (sqrt(5) - 1) / 2``
 #: radians, 111.246... degrees (Winkelmann et al., IEEE TMI 2007).
 RADIAL_GOLDEN_ANGLE = math.pi * (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def check_trajectory(trajectory: torch.Tensor) -> torch.Tensor:
-    """Raise ``ValueError`` unless ``trajectory`` is a valid k-space trajectory; return it.
+    """Raise :class:`~deepinv_lab.errors.UserError` unless ``trajectory`` is a valid k-space
+    trajectory; return it.
 
     Valid: a real floating tensor of shape ``(2, K)`` or ``(B, 2, K)`` with ``K >= 1``, rows
     ``(ky, kx)``, finite values in ``[-pi, pi)``. The bounds are exact (compared in float64), so
@@ -36,20 +39,20 @@ def check_trajectory(trajectory: torch.Tensor) -> torch.Tensor:
     """
     expected = "a real floating tensor of shape (2, K) or (B, 2, K) (rows ky, kx)"
     if not isinstance(trajectory, torch.Tensor):
-        raise ValueError(f"trajectory: expected {expected}, got {type(trajectory).__name__}")
+        raise UserError(f"trajectory: expected {expected}, got {type(trajectory).__name__}")
     if not trajectory.is_floating_point() or trajectory.ndim not in (2, 3):
-        raise ValueError(
+        raise UserError(
             f"trajectory: expected {expected}, got dtype {trajectory.dtype} with shape "
             f"{tuple(trajectory.shape)}"
         )
     if trajectory.shape[-2] != 2 or trajectory.shape[-1] == 0:
-        raise ValueError(f"trajectory: expected {expected}, got shape {tuple(trajectory.shape)}")
+        raise UserError(f"trajectory: expected {expected}, got shape {tuple(trajectory.shape)}")
     if not bool(torch.isfinite(trajectory).all()):
-        raise ValueError("trajectory: expected finite values in [-pi, pi), got NaN or inf")
+        raise UserError("trajectory: expected finite values in [-pi, pi), got NaN or inf")
     exact = trajectory.double()
     if not (bool((exact >= -math.pi).all()) and bool((exact < math.pi).all())):
         low, high = float(exact.min()), float(exact.max())
-        raise ValueError(
+        raise UserError(
             "trajectory: expected values in [-pi, pi) radians per pixel, got values in "
             f"[{low:.6g}, {high:.6g}]; scale SigPy-style coordinates by 2 pi / N"
         )
@@ -75,7 +78,7 @@ def radial_angles(num_spokes: int, golden_angle: bool = True, first_spoke: int =
     """Spoke angles in ``[0, pi)`` (float64): ``s * 111.246...`` degrees modulo 180 for golden-angle
     ordering, ``s * 180 / num_spokes`` degrees otherwise, for ``s = first_spoke, ...``."""
     if num_spokes < 1:
-        raise ValueError(f"radial_angles: expected num_spokes >= 1, got {num_spokes}")
+        raise UserError(f"radial_angles: expected num_spokes >= 1, got {num_spokes}")
     index = torch.arange(first_spoke, first_spoke + num_spokes, dtype=torch.float64)
     step = RADIAL_GOLDEN_ANGLE if golden_angle else math.pi / num_spokes
     return torch.remainder(index * step, math.pi)
@@ -105,7 +108,7 @@ def radial_trajectory(
     different trajectory per sample or frame).
     """
     if num_readout < 1:
-        raise ValueError(f"radial_trajectory: expected num_readout >= 1, got {num_readout}")
+        raise UserError(f"radial_trajectory: expected num_readout >= 1, got {num_readout}")
     angles = radial_angles(num_spokes, golden_angle, first_spoke)
     radii = _readout_radii(num_readout)
     ky = radii[None, :] * torch.sin(angles)[:, None]
@@ -129,7 +132,7 @@ def spiral_trajectory(
     the Nyquist rate of an ``image_size``-pixel field of view.
     """
     if num_interleaves < 1 or num_samples < 1:
-        raise ValueError(
+        raise UserError(
             "spiral_trajectory: expected num_interleaves >= 1 and num_samples >= 1, got "
             f"{num_interleaves} and {num_samples}"
         )
@@ -157,7 +160,7 @@ def radial_density(
     Exact for uniformly spaced spokes; golden-angle spokes approach it as their number grows.
     """
     if num_spokes < 1 or num_readout < 1:
-        raise ValueError(
+        raise UserError(
             "radial_density: expected num_spokes >= 1 and num_readout >= 1, got "
             f"{num_spokes} and {num_readout}"
         )
@@ -188,10 +191,10 @@ def pipe_density(
     check_trajectory(trajectory)
     height, width = _image_size(image_size, "pipe_density")
     if iterations < 1:
-        raise ValueError(f"pipe_density: expected iterations >= 1, got {iterations}")
+        raise UserError(f"pipe_density: expected iterations >= 1, got {iterations}")
     options = dict(
         im_size=(height, width),
-        grid_size=_grid_size((height, width), oversampling),
+        grid_size=_grid_size((height, width), oversampling, "pipe_density"),
         numpoints=numpoints,
     )
     with torch.no_grad():
@@ -224,11 +227,11 @@ def cartesian_trajectory(
 def _image_size(image_size: Sequence[int], where: str) -> tuple[int, int]:
     size = tuple(int(n) for n in image_size)
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"{where}: expected image_size (H, W) of positive ints, got {image_size}")
+        raise UserError(f"{where}: expected image_size (H, W) of positive ints, got {image_size}")
     return size
 
 
-def _grid_size(image_size: tuple[int, int], oversampling: float) -> tuple[int, int]:
+def _grid_size(image_size: tuple[int, int], oversampling: float, where: str) -> tuple[int, int]:
     if oversampling < 1:
-        raise ValueError(f"expected oversampling >= 1, got {oversampling}")
+        raise UserError(f"{where}: expected oversampling >= 1, got {oversampling}")
     return tuple(math.ceil(oversampling * n) for n in image_size)

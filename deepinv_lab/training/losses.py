@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepinv_lab.training.metrics import ssim_map
+from deepinv_lab.errors import UserError
+from deepinv_lab.training.metrics import check_win_size, ssim_map
 
 
 class SSIMLoss(nn.Module):
@@ -31,6 +32,7 @@ class SSIMLoss(nn.Module):
 
     def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03):
         super().__init__()
+        check_win_size(win_size, type(self).__name__)
         self.win_size, self.k1, self.k2 = win_size, k1, k2
 
     def forward(
@@ -73,7 +75,7 @@ def make_loss(loss: str | nn.Module) -> nn.Module:
     try:
         return LOSSES[loss]()
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown loss {loss!r}; expected one of {sorted(LOSSES)} or an nn.Module called as "
-            "loss(pred, target, data_range)"
+        raise UserError(
+            f"loss must be one of {sorted(LOSSES)} or an nn.Module called as "
+            f"loss(pred, target, data_range), got {loss!r}"
         ) from None

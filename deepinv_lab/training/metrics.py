@@ -28,10 +28,22 @@ the same as in one process. All three are updated as ``metric.update(pred, targe
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
+
+from deepinv_lab.errors import UserError
+
+
+def check_win_size(win_size: int, owner: str) -> None:
+    """Raise a :class:`~deepinv_lab.errors.UserError` naming ``owner`` unless ``win_size`` (the
+    side of the SSIM window) is an odd integer >= 3."""
+    valid = isinstance(win_size, Integral) and not isinstance(win_size, bool)
+    if not (valid and win_size >= 3 and win_size % 2 == 1):
+        raise UserError(f"{owner}: win_size must be an odd integer >= 3, got {win_size!r}")
 
 
 def _check_pair(pred: Tensor, target: Tensor, name: str) -> None:
@@ -78,8 +90,7 @@ def ssim_map(
     and of fastMRI's ``SSIMLoss``. Channels are treated as separate images. Differentiable.
     """
     _check_pair(pred, target, "ssim")
-    if win_size % 2 != 1 or win_size < 2:
-        raise ValueError(f"ssim: win_size must be an odd integer >= 3, got {win_size}")
+    check_win_size(win_size, "ssim")
     height, width = target.shape[-2:]
     if height < win_size or width < win_size:
         raise ValueError(
@@ -188,6 +199,7 @@ class SSIMMetric(_PerSampleMean):
 
     def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03, **kwargs):
         super().__init__(**kwargs)
+        check_win_size(win_size, type(self).__name__)
         self.win_size, self.k1, self.k2 = win_size, k1, k2
 
     def update(self, pred: Tensor, target: Tensor, data_range: Tensor | float) -> None:
@@ -244,6 +256,7 @@ class VolumeMetrics(Metric):
 
     def __init__(self, win_size: int = 7, k1: float = 0.01, k2: float = 0.03, **kwargs):
         super().__init__(**kwargs)
+        check_win_size(win_size, type(self).__name__)
         self.win_size, self.k1, self.k2 = win_size, k1, k2
         for name in self._RECORDS:
             self.add_state(name, default=[], dist_reduce_fx="cat")

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.vgg import IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_URL, VGG19Features
 
 MISSING_WEIGHTS = (
@@ -51,9 +52,9 @@ class VGGPerceptualLoss(nn.Module):
     ):
         super().__init__()
         if weights is None:
-            raise ValueError(MISSING_WEIGHTS.format(url=TORCHVISION_URL))
+            raise UserError(MISSING_WEIGHTS.format(url=TORCHVISION_URL))
         if feature_scale <= 0 or data_range <= 0:
-            raise ValueError(
+            raise UserError(
                 f"VGGPerceptualLoss: feature_scale ({feature_scale}) and data_range "
                 f"({data_range}) must be > 0"
             )

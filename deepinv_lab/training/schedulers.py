@@ -7,6 +7,8 @@ from functools import partial
 
 import torch
 
+from deepinv_lab.errors import UserError
+
 #: DeepInPy's shorthand ``[factor, every_n_epochs]``: multiply the learning rate by ``factor``
 #: every ``every_n_epochs`` epochs (``StepLR(step_size=every_n_epochs, gamma=factor)``).
 StepShorthand = tuple[float, int]
@@ -28,17 +30,17 @@ def make_scheduler(
         if isinstance(every, float) and every.is_integer():
             every = int(every)
         if not (isinstance(factor, (int, float)) and 0 < factor <= 1):
-            raise ValueError(
+            raise UserError(
                 f"lr_scheduler: the shorthand is [factor, every_n_epochs] with 0 < factor <= 1, "
                 f"got factor {factor!r}"
             )
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(
+            raise UserError(
                 f"lr_scheduler: the shorthand is [factor, every_n_epochs] with an integer "
                 f"every_n_epochs >= 1, got {every!r}"
             )
         return partial(torch.optim.lr_scheduler.StepLR, step_size=every, gamma=float(factor))
-    raise ValueError(
+    raise UserError(
         f"lr_scheduler must be a scheduler (class_path/init_args), [factor, every_n_epochs] or "
         f"null, got {spec!r}"
     )
