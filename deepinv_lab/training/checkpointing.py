@@ -104,7 +104,7 @@ class ResumeCheckpoint(Checkpoint):
         lost = step - self._saved_step
         return (
             f"\ninterrupted at step {step}; {self.path} holds step {self._saved_step}"
-            + (f" ({lost} steps will be redone)" if lost else "")
+            + (f" ({lost} step{'s' if lost > 1 else ''} will be redone)" if lost else "")
             + f".\nTo resume: {command}"
         )
 
