@@ -463,8 +463,11 @@ def _logger_arguments(config):
 
 
 def _run_of(checkpoint: Path) -> Path | None:
-    """The run directory of a checkpoint kept in ``<run>/checkpoints/``, or None."""
-    folder = checkpoint.resolve().parent
+    """The run directory of a checkpoint kept in ``<run>/checkpoints/``, or None; spelled as
+    the checkpoint's path was (relative stays relative) when that names the run's parents."""
+    if len(checkpoint.parts) < 5:  # <save_dir>/<name>/<run>/checkpoints/<file>
+        checkpoint = Path(os.path.abspath(checkpoint))
+    folder = checkpoint.parent
     return folder.parent if folder.name == "checkpoints" else None
 
 
