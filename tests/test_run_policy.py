@@ -82,6 +82,12 @@ def test_ckpt_path_alone_rebuilds_the_run_and_writes_into_it(trained, stage, cap
         assert list((out / "reconstructions").glob("*.h5"))
 
 
+def test_a_short_relative_checkpoint_path_finds_its_run(trained, monkeypatch):
+    monkeypatch.chdir(trained["run"] / "checkpoints")
+    assert main(["validate", "--ckpt_path", "last.ckpt"]) == 0
+    assert (trained["run"] / "validate").is_dir()
+
+
 def test_a_checkpoint_of_another_recon_is_an_error_naming_both(trained, capsys, tmp_path):
     config = json.loads((ROOT / "configs/modl.json").read_text())
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")

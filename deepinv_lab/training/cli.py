@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 import warnings
@@ -206,6 +207,8 @@ class DeepInvLabCLI(LightningCLI):
         self.session.checkpoint_path, self.session.checkpoint = path, checkpoint
         self._compare_with_checkpoint(config)
         run = _run_of(Path(path))
+        if subcommand == "fit" and run is not None and _same_directory(run, _logger_run(logger)):
+            self.session.resumed_run = run  # continues in its own run (the grid resumes so)
         if subcommand != "fit" and run is not None and logger is not None:
             if logger.get("version") is None:  # <run>/<stage>/, not a new version_N
                 logger["save_dir"], logger["name"] = str(run.parent.parent), run.parent.name
@@ -469,6 +472,19 @@ def _run_of(checkpoint: Path) -> Path | None:
         checkpoint = Path(os.path.abspath(checkpoint))
     folder = checkpoint.parent
     return folder.parent if folder.name == "checkpoints" else None
+
+
+def _logger_run(logger) -> Path | None:
+    """The run directory a logger with an explicit ``version`` writes into, or None."""
+    if logger is None or logger.get("version") is None or not logger.get("save_dir"):
+        return None
+    return (
+        Path(logger["save_dir"]) / (logger.get("name") or "") / version_directory(logger["version"])
+    )
+
+
+def _same_directory(a: Path, b: Path | None) -> bool:
+    return b is not None and os.path.abspath(a) == os.path.abspath(b)
 
 
 def _purge_later_events(trainer: pl.Trainer, checkpoint: dict | None) -> None:
