@@ -13,6 +13,7 @@ jsonargparse sees it. :func:`condense_parser_error` is the fallback for any othe
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import difflib
 import functools
 import importlib
@@ -417,10 +418,8 @@ def _type_error(parts: list[str], hint: Any, default: Any, problem: str, sources
     else:  # jsonargparse's own words: "Expected a <class 'int'>. Got value: x"
         expected = _clean(re.sub(r"^Expected |\. Got value: .*$", "", problem.split("\n")[0]))
     if _is_list_type(hint) and isinstance(default, (list, tuple)) and default:
-        try:
+        with contextlib.suppress(TypeError):  # a default that JSON cannot show: no example
             expected += f" (e.g. {json.dumps(list(default))})"
-        except TypeError:
-            pass
     found = sources.find(parts)
     if found is not None:
         got = found[1]

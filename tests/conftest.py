@@ -26,9 +26,9 @@ def _fresh_convergence_warnings():
     reset_convergence_warnings()
 
 
-@pytest.fixture
-def tiny_config(tmp_path: Path) -> Path:
-    """A VarNet config small enough to fit in seconds, writing logs under ``tmp_path``."""
+def write_tiny_config(directory: Path) -> Path:
+    """``directory/tiny.json``: a VarNet config small enough to fit in seconds, writing logs
+    under ``directory/logs``."""
     config = json.loads(Path(__file__).parents[1].joinpath("configs/varnet.json").read_text())
     config["trainer"].update(
         max_epochs=1,
@@ -38,11 +38,23 @@ def tiny_config(tmp_path: Path) -> Path:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(directory / "logs")
     config["model"]["init_args"]["recon"]["init_args"] = dict(
         num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1
     )
     config["data"]["init_args"].update(downsample=4, num_coils=2)
-    path = tmp_path / "tiny.json"
+    path = directory / "tiny.json"
     path.write_text(json.dumps(config))
     return path
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    """A VarNet config small enough to fit in seconds, writing logs under ``tmp_path``."""
+    return write_tiny_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_config():
+    """:func:`write_tiny_config`, for fixtures of a wider scope than ``tiny_config``'s."""
+    return write_tiny_config

@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from deepinv_lab.data.image_datamodules import BuiltinMicroCTDataModule
-from deepinv_lab.data.images import _load_image
+from deepinv_lab.data.images import load_builtin_image
 from deepinv_lab.data.microct import MICROCT_ROWS, BuiltinMicroCT
 from deepinv_lab.data.samplers import SeededIndex
 from deepinv_lab.systems.downsampling import Downsampling
 
 
 def test_splits_come_from_separate_rows_of_the_texture():
-    gravel = _load_image("gravel.png", True)
+    gravel = load_builtin_image("gravel.png", True)
     (train_top, train_bottom), (val_top, val_bottom) = MICROCT_ROWS["train"], MICROCT_ROWS["val"]
     assert train_bottom + 16 <= val_top and val_bottom == gravel.shape[1] == 512
     val = BuiltinMicroCT("val", patch_size=96)

@@ -23,21 +23,10 @@ class BrokenVarNet(VarNet):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, make_tiny_config):
     """A tiny VarNet fitted for one epoch: its config, run directory and checkpoints."""
     root = tmp_path_factory.mktemp("trained")
-    config = json.loads((ROOT / "configs/varnet.json").read_text())
-    config["trainer"].update(
-        max_epochs=1, limit_train_batches=2, limit_val_batches=2, log_every_n_steps=1,
-        enable_progress_bar=False,
-    )  # fmt: skip
-    config["trainer"]["logger"]["init_args"]["save_dir"] = str(root / "logs")
-    config["model"]["init_args"]["recon"]["init_args"] = dict(
-        num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1
-    )
-    config["data"]["init_args"].update(downsample=4, num_coils=2)
-    path = root / "tiny.json"
-    path.write_text(json.dumps(config))
+    path = make_tiny_config(root)
     assert main(["fit", "--config", str(path)]) == 0
     run = root / "logs" / "varnet" / "version_0"
     (best,) = (run / "checkpoints").glob("best-*.ckpt")

@@ -91,7 +91,7 @@ def _check_split(split: str) -> None:
 
 
 @functools.cache
-def _load_image(name: str, grayscale: bool) -> np.ndarray:
+def load_builtin_image(name: str, grayscale: bool) -> np.ndarray:
     """One image of ``skimage/data`` as a read-only float32 ``(C, H, W)`` array in ``[0, 1]``."""
     from PIL import Image
 
@@ -134,7 +134,7 @@ def load_builtin_images(split: str, grayscale: bool = True) -> list[np.ndarray]:
         Read-only float32 arrays in ``[0, 1]`` (cached: loaded once per process).
     """
     _check_split(split)
-    return [_load_image(name, bool(grayscale)) for name in BUILTIN_IMAGES[split]]
+    return [load_builtin_image(name, bool(grayscale)) for name in BUILTIN_IMAGES[split]]
 
 
 def _generator(*entropy: int) -> torch.Generator:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepinv_lab.data.images import BuiltinSuperResolution, _load_image
+from deepinv_lab.data.images import BuiltinSuperResolution, load_builtin_image
 from deepinv_lab.errors import UserError
 
 #: The texture files (in ``skimage/data``) and the rows of each split.
@@ -43,5 +43,5 @@ class BuiltinMicroCT(BuiltinSuperResolution):
         if not grayscale:
             raise UserError("BuiltinMicroCT: micro-CT images are grayscale; keep grayscale=True")
         top, bottom = MICROCT_ROWS[split]
-        images = [_load_image(name, True)[:, top:bottom] for name in MICROCT_TEXTURES]
+        images = [load_builtin_image(name, True)[:, top:bottom] for name in MICROCT_TEXTURES]
         return MICROCT_TEXTURES, images

@@ -27,7 +27,7 @@ from torch import nn
 from deepinv_lab.checkpoints import load_recon_weights
 from deepinv_lab.errors import UserError
 from deepinv_lab.recons.base import Recon
-from deepinv_lab.training.module import ReconModule, _built_from_config, _require_target
+from deepinv_lab.training.module import ReconModule, built_from_config, require_target
 from deepinv_lab.training.schedulers import StepShorthand
 
 
@@ -169,7 +169,7 @@ class GANModule(ReconModule):
             lr_scheduler=lr_scheduler,
             baseline=baseline,
         )
-        if not _built_from_config():  # from a config, ReconModule saved the whole config
+        if not built_from_config():  # from a config, ReconModule saved the whole config
             self.save_hyperparameters(
                 {
                     "pixel_loss": pixel_loss if isinstance(pixel_loss, str) else None,
@@ -215,7 +215,7 @@ class GANModule(ReconModule):
         optimizer.zero_grad()  # no gradient outlives its step (nor leaks into the other's)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        _require_target(batch, "training")
+        require_target(batch, "training")
         opt_g, opt_d = self.optimizers()
         target, max_value = batch["target"], batch["max_value"]
         batch_size = target.shape[0]

@@ -25,7 +25,7 @@ from deepinv_lab.training.schedulers import StepShorthand, make_scheduler
 METRIC_NAMES = ("ssim", "psnr", "nmse")
 
 
-def _built_from_config() -> bool:
+def built_from_config() -> bool:
     """True while LightningCLI instantiates the module (it then provides the hyperparameters)."""
     try:
         from pytorch_lightning.core.mixins.hparams_mixin import _given_hyperparameters
@@ -83,7 +83,7 @@ class ReconModule(pl.LightningModule):
         init_from: str | None = None,
     ):
         super().__init__()
-        if _built_from_config():
+        if built_from_config():
             # LightningCLI hands over the config of every argument (class paths included):
             # saving all of it lets a checkpoint rebuild its Recon without the original config.
             # logger=False: the CLI logs the whole run config with the final metrics instead
@@ -141,7 +141,7 @@ class ReconModule(pl.LightningModule):
             self.log(f"{stage}/{name}", float(value), batch_size=batch_size)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
-        _require_target(batch, "training")
+        require_target(batch, "training")
         output = self._reconstruct(batch)
         loss = self.loss_fn(output, batch["target"], batch["max_value"])
         self.log("train/loss", loss, prog_bar=True, batch_size=output.shape[0])
@@ -156,7 +156,7 @@ class ReconModule(pl.LightningModule):
         self._log_diagnostics("train", getattr(self, "_train_batch_size", 1))
 
     def _evaluate(self, batch: dict, stage: str) -> dict:
-        _require_target(batch, stage)
+        require_target(batch, stage)
         output = self._reconstruct(batch)
         target, max_value = batch["target"], batch["max_value"]
         predictions = {"": output}
@@ -265,7 +265,8 @@ class ReconModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
 
-def _require_target(batch: dict, stage: str) -> None:
+def require_target(batch: dict, stage: str) -> None:
+    """A UserError when ``batch`` has no target: data without references cannot be scored."""
     if "target" not in batch:
         raise UserError(
             f"{stage}: the batches have no 'target' (e.g. fastMRI test or challenge files, which "
