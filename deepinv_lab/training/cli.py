@@ -32,6 +32,12 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningCLI
 
+# Importing the block packages makes their classes resolvable by short name in configs.
+import deepinv_lab.data.datamodule  # noqa: F401
+import deepinv_lab.data.fastmri_datamodule  # noqa: F401
+import deepinv_lab.data.folder_datamodules  # noqa: F401
+import deepinv_lab.data.image_datamodules  # noqa: F401
+import deepinv_lab.recons  # noqa: F401
 from deepinv_lab.checkpoints import (
     STRUCTURE_KEY,
     read_checkpoint,
@@ -49,8 +55,8 @@ from deepinv_lab.checkpoints.config import (
 from deepinv_lab.checkpoints.runs import logger_version, run_to_resume, version_directory
 from deepinv_lab.errors import UserError
 from deepinv_lab.training.console import say
+from deepinv_lab.training.module import ReconModule
 
-LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 DEFAULT_DATA = "deepinv_lab.data.datamodule.SimulatedBrainMRIDataModule"
 #: ``--ckpt_path`` values that Lightning resolves within one process only
 IN_PROCESS_CHECKPOINTS = ("best", "hpc")
@@ -115,17 +121,8 @@ class DeepInvLabCLI(LightningCLI):
         args: list[str],
         extra_arguments: Callable[[Any], None] | None = None,
     ):
-        from deepinv_lab.training.module import ReconModule
-
         self.session = session
         self.extra_arguments = extra_arguments
-        # Importing the block packages makes their classes resolvable by short name in configs.
-        import deepinv_lab.data.datamodule  # noqa: F401
-        import deepinv_lab.data.fastmri_datamodule  # noqa: F401
-        import deepinv_lab.data.folder_datamodules  # noqa: F401
-        import deepinv_lab.data.image_datamodules  # noqa: F401
-        import deepinv_lab.recons  # noqa: F401
-
         super().__init__(
             ReconModule,
             pl.LightningDataModule,
@@ -143,7 +140,7 @@ class DeepInvLabCLI(LightningCLI):
             parser_kwargs={
                 "exit_on_error": False,
                 "allow_abbrev": False,
-                **{name: {"allow_abbrev": False} for name in LIGHTNING_SUBCOMMANDS},
+                **{name: {"allow_abbrev": False} for name in LightningCLI.subcommands()},
             },
             auto_configure_optimizers=False,
         )
