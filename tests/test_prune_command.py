@@ -78,6 +78,9 @@ def test_prune_writes_a_smaller_checkpoint_that_test_loads(name, tmp_path, capsy
     out = capsys.readouterr().out
     psnr = float(out.split("test/psnr=")[1].split()[0])
     assert psnr > 0
+    # and alone: the pruned checkpoint keeps the run config of the checkpoint it came from
+    assert main(["test", "--ckpt_path", str(pruned), "--trainer.limit_test_batches=1"]) == 0
+    assert float(capsys.readouterr().out.split("test/psnr=")[1].split()[0]) == psnr
 
 
 def test_a_sweep_reports_every_ratio_plots_and_resumes(varnet_checkpoint, tmp_path, capsys):
