@@ -58,3 +58,15 @@ def tiny_config(tmp_path: Path) -> Path:
 def make_tiny_config():
     """:func:`write_tiny_config`, for fixtures of a wider scope than ``tiny_config``'s."""
     return write_tiny_config
+
+
+@pytest.fixture(scope="module")
+def mri_batch():
+    """A batch of 2 built-in brain slices, 2 coils, 32 x 32, simulated k-space and System."""
+    from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
+
+    with torch.random.fork_rng():
+        data = SimulatedBrainMRIDataModule(
+            batch_size=2, image_size=(64, 64), downsample=2, num_coils=2, train_size=2
+        )
+        return next(iter(data.train_dataloader()))

@@ -17,7 +17,6 @@ from deepinv_lab.checkpoints import (
     resumable_runs,
     resume_checkpoint,
 )
-from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
 from deepinv_lab.errors import UserError
 from deepinv_lab.models import RCAN
 from deepinv_lab.pruning.finetune import FineTuneModule
@@ -28,12 +27,8 @@ from deepinv_lab.training.module import ReconModule
 
 
 @pytest.fixture(scope="module")
-def batch():
-    with torch.random.fork_rng():
-        data = SimulatedBrainMRIDataModule(
-            batch_size=1, image_size=(64, 64), downsample=2, num_coils=2, train_size=1
-        )
-        return next(iter(data.train_dataloader()))
+def batch(mri_batch):
+    return mri_batch
 
 
 def tiny_varnet() -> VarNet:

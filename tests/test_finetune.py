@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from deepinv_lab.cli import main
-from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
 from deepinv_lab.errors import UserError
 from deepinv_lab.functional import ifft2c, rss
 from deepinv_lab.models import DnCNN
@@ -43,12 +42,8 @@ def _global_rng_untouched():
 
 
 @pytest.fixture(scope="module")
-def batch():
-    with torch.random.fork_rng():
-        data = SimulatedBrainMRIDataModule(
-            batch_size=2, image_size=(64, 64), downsample=2, num_coils=2, train_size=2
-        )
-        return next(iter(data.train_dataloader()))
+def batch(mri_batch):
+    return mri_batch
 
 
 def tiny_varnet() -> VarNet:

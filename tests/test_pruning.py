@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from deepinv_lab.checkpoints import STRUCTURE_KEY, apply_structure, has_pruned_architecture
-from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
 from deepinv_lab.models import RCAN, DnCNN
 from deepinv_lab.pruning.structured import (
     PruningError,
@@ -22,11 +21,8 @@ from deepinv_lab.training.module import ReconModule
 
 
 @pytest.fixture(scope="module")
-def batch():
-    data = SimulatedBrainMRIDataModule(
-        batch_size=2, image_size=(64, 64), downsample=2, num_coils=2, train_size=2
-    )
-    return next(iter(data.train_dataloader()))
+def batch(mri_batch):
+    return mri_batch
 
 
 def convs(module: nn.Module) -> list[nn.Conv2d]:
