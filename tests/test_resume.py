@@ -36,6 +36,23 @@ def global_step(path: Path) -> int | None:
         return None
 
 
+def slow_run(config: Path, name: str, stderr) -> subprocess.Popen:
+    """The fit of ``fit_command``, slowed down (0.4 s a step) so that a test can stop it."""
+    slow = ["--trainer.callbacks+=tests.slow_steps.SlowSteps", "--trainer.callbacks.seconds=0.4"]
+    return subprocess.Popen(fit_command(config, name, *slow), env=environment(),
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)  # fmt: skip
+
+
+def signal_after(process: subprocess.Popen, checkpoint: Path, step: int, signum: int) -> None:
+    """Send ``signum`` to ``process`` once ``checkpoint`` holds ``step`` (or a later one)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if (global_step(checkpoint) or 0) >= step:
+            process.send_signal(signum)
+            return
+        time.sleep(0.05)
+
+
 def test_killed_run_resumes_to_the_same_weights(tiny_config, tmp_path):
     env = environment()
     logs = tmp_path / "logs"
@@ -47,16 +64,9 @@ def test_killed_run_resumes_to_the_same_weights(tiny_config, tmp_path):
     assert whole["global_step"] == 10
 
     # 2. the same run, slowed down and killed (SIGKILL) after the step-6 checkpoint: mid-epoch 2
-    slow = ["--trainer.callbacks+=tests.slow_steps.SlowSteps", "--trainer.callbacks.seconds=0.4"]
-    process = subprocess.Popen(fit_command(tiny_config, "killed", *slow), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = slow_run(tiny_config, "killed", stderr=subprocess.DEVNULL)
     step_checkpoint = logs / "killed/version_0/checkpoints/last.ckpt"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if (global_step(step_checkpoint) or 0) >= 6:
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
+    signal_after(process, step_checkpoint, 6, signal.SIGKILL)
     assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
     assert global_step(step_checkpoint) == 6  # 1 of 5 batches into the second epoch
 
@@ -93,17 +103,9 @@ def scalars(run: Path, tag: str) -> list[tuple[int, float]]:
 
 
 def test_ctrl_c_says_how_to_resume(tiny_config, tmp_path):
-    slow = ["--trainer.callbacks+=tests.slow_steps.SlowSteps", "--trainer.callbacks.seconds=0.4"]
-    command = fit_command(tiny_config, "stopped", *slow)
-    process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = slow_run(tiny_config, "stopped", stderr=subprocess.PIPE)
     checkpoint = tmp_path / "logs/stopped/version_0/checkpoints/last.ckpt"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if (global_step(checkpoint) or 0) >= 2:
-            process.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.05)
+    signal_after(process, checkpoint, 2, signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1, err[-2000:]
     hint = err.split("To resume: ")[-1].splitlines()[0]

@@ -96,7 +96,7 @@ def run(args: list[str]) -> None:
     _quiet_lightning()
     session = Session(args)
     try:
-        DeepInvLabCLI(session, _with_checkpoint_config(args))
+        DeepInvLabCLI(session, _with_checkpoint_config(args, session))
     except BaseException:
         _remove_created_run(session)
         raise
@@ -194,7 +194,9 @@ class DeepInvLabCLI(LightningCLI):
                 f"--ckpt_path {path}: only a checkpoint file or 'last' (the newest checkpoint of "
                 "a run, see --trainer.logger.init_args.version) can be given to a new command"
             )
-        checkpoint = read_checkpoint(path, "--ckpt_path")
+        checkpoint = self.session.checkpoint
+        if checkpoint is None or self.session.checkpoint_path != path:  # not read before
+            checkpoint = read_checkpoint(path, "--ckpt_path")
         if subcommand == "fit" and "optimizer_states" not in checkpoint:
             raise UserError(
                 f"--ckpt_path {path} holds weights only (no optimizer state to resume; e.g. a "
@@ -416,9 +418,10 @@ def write_test_metrics(
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _with_checkpoint_config(args: list[str]) -> list[str]:
+def _with_checkpoint_config(args: list[str], session: Session) -> list[str]:
     """``deepinv-lab <stage> --ckpt_path X`` without ``--config``: the run config stored in X
-    becomes the config (given first, so that other ``--key value`` pairs override it)."""
+    becomes the config (given first, so that other ``--key value`` pairs override it). The
+    checkpoint read is kept in ``session`` for :meth:`DeepInvLabCLI._parse_ckpt_path`."""
     if any(a in ("--config", "-c") or a.startswith("--config=") for a in args):
         return args
     path = _option_value(args, "--ckpt_path")
@@ -430,6 +433,7 @@ def _with_checkpoint_config(args: list[str]) -> list[str]:
             "checkpoint file itself"
         )
     checkpoint = read_checkpoint(path, "--ckpt_path")
+    session.checkpoint_path, session.checkpoint = path, checkpoint
     stored = stored_run_config(checkpoint)
     if stored is None:
         model = stored_model_config(checkpoint)
