@@ -12,6 +12,7 @@ from deepinv_lab.systems.sampling import (
     EquispacedMaskFunc,
     MaskFunc,
     RandomMaskFunc,
+    SampledMask,
     create_mask_for_mask_type,
     to_column_mask,
 )
@@ -87,6 +88,15 @@ def test_mask_content(mask_cls):
     assert columns[start : start + low].eq(1).all()  # the ACS block around DC (width // 2)
     assert set(columns.unique().tolist()) <= {0.0, 1.0}
     assert width / 4 * 0.7 < columns.sum() < width / 4 * 1.3
+
+
+@pytest.mark.parametrize("mask_cls", [c for c, _ in CLASS_PAIRS], ids=lambda c: c.__name__)
+def test_result_is_a_sampled_mask_that_unpacks_as_fastmris(mask_cls):
+    sampled = mask_cls([0.08], [4], seed=0)((1, 640, 368, 2), seed=1)
+    assert isinstance(sampled, SampledMask) and len(sampled) == 2
+    mask, num_low_frequencies = sampled
+    assert mask is sampled.mask and num_low_frequencies == sampled.num_low_frequencies
+    assert num_low_frequencies == round(368 * 0.08) and isinstance(num_low_frequencies, int)
 
 
 def test_to_column_mask_broadcasts_against_kspace():

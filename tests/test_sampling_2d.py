@@ -9,6 +9,7 @@ from deepinv_lab.systems.mri import MultiCoilMRI, SingleCoilMRI
 from deepinv_lab.systems.sampling import (
     PoissonDiscMaskFunc,
     RandomMaskFunc,
+    SampledMask,
     VariableDensityMaskFunc,
     batch_masks,
     calibration_slices,
@@ -104,8 +105,12 @@ def test_variable_density_follows_its_density():
     ids=["poisson", "variable_density"],
 )
 def test_mask_functions_follow_the_fastmri_call(mask_func):
-    mask, calib = mask_func((4, 48, 40, 2), seed=(1, 2, 3))
-    assert mask.shape == (1, 48, 40, 1) and calib == (8, 8)
+    sampled = mask_func((4, 48, 40, 2), seed=(1, 2, 3))
+    assert isinstance(sampled, SampledMask)
+    mask, num_low_frequencies = sampled
+    assert mask.shape == (1, 48, 40, 1) and mask.dtype == torch.float32
+    # the width of the calibration block, as for column masks
+    assert num_low_frequencies == 8 and isinstance(num_low_frequencies, int)
     _check_mask(mask[0, :, :, 0], (48, 40), (8, 8))
     again, _ = mask_func((4, 48, 40, 2), seed=(1, 2, 3))
     assert torch.equal(mask, again)

@@ -27,9 +27,9 @@ from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import Composition, LinearSystem, real_dtype
 from deepinv_lab.systems.mri import CoilSensitivity
 from deepinv_lab.systems.trajectories import (
-    _grid_size,
-    _image_size,
+    check_image_size,
     check_trajectory,
+    oversampled_grid_size,
     radial_density,
     radial_trajectory,
 )
@@ -86,14 +86,15 @@ class NUFFT(LinearSystem):
     Normal operator: with ``toeplitz=True`` (default), ``normal`` (and ``.N``) apply ``F^H W F``
     as a convolution -- zero-pad to ``(2H, 2W)``, FFT, multiply by a kernel from torchkbnufft's
     ``calc_toeplitz_kernel``, inverse FFT, crop -- with no interpolation. It differs from
-    ``adjoint(forward(x))`` by 4e-6 to 9e-6 relative (measured, default settings), far below the
-    NUFFT's own error, and is 37x faster at 256 x 256 with 8 coils on 2 CPU threads
-    (``benchmarks/bench_nufft.py``). The kernel is computed from ``trajectory`` and ``weights``
-    on first use and kept as a non-persistent buffer; build a new System for a new trajectory.
+    ``adjoint(forward(x))`` by less than 5e-5 relative (``tests/test_nufft.py``), far below the
+    NUFFT's own error, at a fraction of its cost (docs/benchmarks.md, "Non-Cartesian"). The
+    kernel is computed from ``trajectory`` and ``weights`` on first use and kept as a
+    non-persistent buffer; build a new System for a new trajectory.
 
     CPU performance: torchkbnufft interpolates in ``torch.jit.fork`` tasks that each start an
-    OpenMP team; libgomp's default spin-waiting then starves the other threads (the adjoint took
-    up to 14x longer on 2 cores). Export ``OMP_WAIT_POLICY=PASSIVE`` before Python starts.
+    OpenMP team; libgomp's default spin-waiting then starves the other threads, and the adjoint
+    takes many times longer (docs/benchmarks.md, "Non-Cartesian"). Export
+    ``OMP_WAIT_POLICY=PASSIVE`` before Python starts.
 
     Args:
         trajectory: real ``(2, K)`` or ``(B, 2, K)``; its dtype sets the precision
@@ -132,10 +133,10 @@ class NUFFT(LinearSystem):
             raise UserError(
                 f"NUFFT: expected a float32 or float64 trajectory, got {trajectory.dtype}"
             )
-        self.image_size = _image_size(image_size, "NUFFT")
+        self.image_size = check_image_size(image_size, "NUFFT")
         self.toeplitz = toeplitz
         self.numpoints = numpoints
-        self.grid_size = _grid_size(self.image_size, oversampling, "NUFFT")
+        self.grid_size = oversampled_grid_size(self.image_size, oversampling, "NUFFT")
         self.register_buffer("trajectory", trajectory)
         self.register_buffer("weights", self._checked_weights(weights))
         self.register_buffer("toeplitz_kernel", None, persistent=False)

@@ -164,7 +164,7 @@ def radial_density(
             "radial_density: expected num_spokes >= 1 and num_readout >= 1, got "
             f"{num_spokes} and {num_readout}"
         )
-    height, width = _image_size(image_size, "radial_density")
+    height, width = check_image_size(image_size, "radial_density")
     radii = _readout_radii(num_readout).abs()
     radii = torch.where(radii == 0, torch.full_like(radii, math.pi / (2 * num_readout)), radii)
     weights = height * width * radii / (2 * num_spokes * num_readout)
@@ -189,12 +189,12 @@ def pipe_density(
 
     tkbn = import_torchkbnufft()
     check_trajectory(trajectory)
-    height, width = _image_size(image_size, "pipe_density")
+    height, width = check_image_size(image_size, "pipe_density")
     if iterations < 1:
         raise UserError(f"pipe_density: expected iterations >= 1, got {iterations}")
     options = dict(
         im_size=(height, width),
-        grid_size=_grid_size((height, width), oversampling, "pipe_density"),
+        grid_size=oversampled_grid_size((height, width), oversampling, "pipe_density"),
         numpoints=numpoints,
     )
     with torch.no_grad():
@@ -217,21 +217,29 @@ def cartesian_trajectory(
 ) -> torch.Tensor:
     """The full Cartesian grid ``2 pi (k_y / H, k_x / W)``, ``k = -N // 2 .. (N - 1) // 2``, as a
     ``(2, H * W)`` trajectory in row-major (``ky`` slowest) order: the NUFFT on it is ``fft2c``."""
-    height, width = _image_size(image_size, "cartesian_trajectory")
+    height, width = check_image_size(image_size, "cartesian_trajectory")
     ky = (torch.arange(height, dtype=torch.float64) - height // 2) * (2 * math.pi / height)
     kx = (torch.arange(width, dtype=torch.float64) - width // 2) * (2 * math.pi / width)
     grid_y, grid_x = torch.meshgrid(ky, kx, indexing="ij")
     return _wrap(torch.stack([grid_y.flatten(), grid_x.flatten()]), dtype)
 
 
-def _image_size(image_size: Sequence[int], where: str) -> tuple[int, int]:
+def check_image_size(image_size: Sequence[int], where: str = "image_size") -> tuple[int, int]:
+    """Raise :class:`~deepinv_lab.errors.UserError` unless ``image_size`` is ``(H, W)`` of
+    positive integers; return it as a tuple of ints. ``where`` names the caller in the message."""
     size = tuple(int(n) for n in image_size)
     if len(size) != 2 or min(size) < 1:
         raise UserError(f"{where}: expected image_size (H, W) of positive ints, got {image_size}")
     return size
 
 
-def _grid_size(image_size: tuple[int, int], oversampling: float, where: str) -> tuple[int, int]:
+def oversampled_grid_size(
+    image_size: Sequence[int], oversampling: float, where: str = "oversampling"
+) -> tuple[int, int]:
+    """The NUFFT's oversampled Cartesian grid for an ``(H, W)`` image:
+    ``(ceil(oversampling H), ceil(oversampling W))``. Raise
+    :class:`~deepinv_lab.errors.UserError` when ``oversampling < 1``; ``where`` names the caller
+    in the message."""
     if oversampling < 1:
         raise UserError(f"{where}: expected oversampling >= 1, got {oversampling}")
     return tuple(math.ceil(oversampling * n) for n in image_size)
