@@ -29,7 +29,7 @@ setup(
         # Ship the built-in denoising / SR images, read with Pillow (deepinv_lab/data/images.py).
         "scikit-image>=0.21",
         "pillow>=9",
-        # fastMRI HDF5 files (data/fastmri.py) and fastMRI-format predictions.
+        # fastMRI HDF5 files (data/fastmri/) and fastMRI-format predictions.
         "h5py>=3.8",
         # Scaling-law plots (deepinv-lab scaling).
         "matplotlib>=3.7",

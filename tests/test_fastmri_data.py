@@ -20,7 +20,7 @@ from fastmri.data.transforms import VarNetDataTransform
 from fastmri_files import write_fastmri_dir, write_fastmri_volume
 from torch.utils.data import DataLoader
 
-import deepinv_lab.data.fastmri as fastmri_module
+import deepinv_lab.data.fastmri.index as fastmri_index
 from deepinv_lab.data.fastmri import (
     FastMRIDataError,
     FastMRISliceDataset,
@@ -151,6 +151,8 @@ def test_test_files_use_their_stored_mask_and_have_no_target(tmp_path):
     assert int(item["num_low_frequencies"]) == 4
     batch = collate_fastmri([dataset[0], dataset[1]])
     assert batch["y"].shape == (2, 4, 32, 24) and batch["fname"] == ["file1000.h5"] * 2
+    # the file's ACS width travels on the System, where VarNet's sensitivity network reads it
+    assert batch["system"].num_low_frequencies.tolist() == [4, 4]
 
 
 # --- selection -------------------------------------------------------------------------------
@@ -201,9 +203,9 @@ def test_index_cache_hit_and_invalidation(tmp_path, monkeypatch, cache_dir):
     data = tmp_path / "data"
     files = write_fastmri_dir(data, 3, num_slices=2)
     reads = []
-    original = fastmri_module.read_volume_info
+    original = fastmri_index.read_volume_info
     monkeypatch.setattr(
-        fastmri_module, "read_volume_info", lambda path: reads.append(path) or original(path)
+        fastmri_index, "read_volume_info", lambda path: reads.append(path) or original(path)
     )
     first = _dataset(data)
     assert len(reads) == 3 and first.cache_file.is_file()
@@ -326,6 +328,7 @@ def test_collate_builds_multicoil_fourier_consistent_with_the_measurements(tmp_p
     batch = collate_fastmri([dataset[0], dataset[1]])
     system = batch["system"]
     assert isinstance(system, MultiCoilFourier) and system.mask.shape == (2, 1, 1, 24)
+    assert torch.equal(system.num_low_frequencies, batch["num_low_frequencies"])
     assert batch["y"].shape == (2, 4, 32, 24) and batch["target"].shape == (2, 1, 16, 16)
     assert batch["fname"] == ["file1000.h5"] * 2 and batch["volume_id"].tolist() == [0, 0]
     with h5py.File(files[0], "r") as f:
@@ -355,7 +358,7 @@ def test_bucket_keys_come_from_the_index_without_reading_files(tmp_path, monkeyp
     def no_reads(*args, **kwargs):
         raise AssertionError("bucket_keys opened a file")
 
-    monkeypatch.setattr(fastmri_module.h5py, "File", no_reads)
+    monkeypatch.setattr(h5py, "File", no_reads)
     keys = dataset.bucket_keys()
     assert keys == [(*i["y"].shape, *i["target"].shape[-2:]) for i in items]
     assert keys[0] == keys[1] != keys[2]

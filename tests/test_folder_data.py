@@ -14,14 +14,12 @@ from deepinv_lab.data.folder_datamodules import (
     deeprock_sr_folders,
 )
 from deepinv_lab.data.folders import (
-    IMAGE_EXTENSIONS,
     ImageFolder,
     PairedCollate,
     PairedFolder,
     collate_paired,
-    find_images,
-    read_image,
 )
+from deepinv_lab.data.image_files import IMAGE_EXTENSIONS, find_images, read_image
 from deepinv_lab.data.images import collate_denoising
 from deepinv_lab.data.samplers import SeededIndex
 from deepinv_lab.errors import UserError

@@ -1,6 +1,6 @@
 """Batching: stack the items' tensors and assemble the batch's System from them.
 
-The System travels with the batch (DESIGN.md): ``batch["system"]`` is a
+The System travels with the batch (docs/conventions.md, "Batches"): ``batch["system"]`` is a
 :class:`~deepinv_lab.systems.mri.MultiCoilMRI` holding the per-sample masks and coil maps as
 buffers, so Lightning moves it to the device with the tensors.
 """
@@ -16,7 +16,8 @@ from deepinv_lab.systems.mri import MultiCoilMRI
 
 
 def collate_multicoil(samples: Sequence[dict]) -> dict:
-    """Stack a list of multicoil items; adds ``"system"`` (a batched ``MultiCoilMRI``).
+    """Stack a list of multicoil items; adds ``"system"`` (a batched ``MultiCoilMRI`` with the
+    items' masks, coil maps and, when they give it, ACS width ``num_low_frequencies``).
 
     Items with different k-space shapes cannot share a batch: the error names the shapes.
     """
@@ -27,7 +28,9 @@ def collate_multicoil(samples: Sequence[dict]) -> dict:
             f"{sorted(shapes)}; use batch_size 1"
         )
     batch = default_collate(list(samples))
-    batch["system"] = MultiCoilMRI(batch["coil_maps"], batch["mask"])
+    batch["system"] = MultiCoilMRI(
+        batch["coil_maps"], batch["mask"], batch.get("num_low_frequencies")
+    )
     return batch
 
 

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from deepinv_lab.data.builtin import SimulatedBrainMRI
 from deepinv_lab.data.collate import collate_multicoil
 from deepinv_lab.data.samplers import EpochSampler, ResumableDataLoader, SeededSubset
+from deepinv_lab.data.subsets import nested_subset
 from deepinv_lab.errors import UserError
 
 #: seeds the fixed order in which ``train_size`` takes the built-in training slices
@@ -126,5 +127,5 @@ class SimulatedBrainMRIDataModule(TrainValDataModule):
                 f"data.train_size must be between 1 and {len(train_set)} (the built-in training "
                 f"slices), got {self.train_size}"
             )
-        order = np.random.default_rng(TRAIN_ORDER_SEED).permutation(len(train_set))
-        return SeededSubset(train_set, sorted(order[: self.train_size].tolist()))
+        rng = np.random.default_rng(TRAIN_ORDER_SEED)
+        return SeededSubset(train_set, nested_subset(len(train_set), self.train_size, rng))

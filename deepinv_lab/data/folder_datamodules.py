@@ -19,27 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deepinv_lab.data.datamodule import TrainValDataModule
-from deepinv_lab.data.folders import (
-    IMAGE_EXTENSIONS,
-    ImageFolder,
-    PairedFolder,
-    TooFewImagesError,
-)
+from deepinv_lab.data.folders import ImageFolder, PairedFolder, TooFewImagesError
+from deepinv_lab.data.image_files import IMAGE_EXTENSIONS
 from deepinv_lab.data.images import check_sigma
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
-
-
-def _check_shared(arguments: dict) -> None:
-    """The checks of the arguments both DataModules have (``locals()`` of their ``__init__``)."""
-    _check_loader_args(arguments["batch_size"], arguments["num_workers"])
-    for name in ("train_size", "val_size"):
-        _check_size(arguments[name], name)
-    for name in ("patches_per_image", "val_patches_per_image"):
-        _check_size(arguments[name], name, optional=False)
-    _check_whole_images(
-        arguments["val_whole_images"], arguments["check_files"], arguments["batch_size"]
-    )
 
 
 def _check_loader_args(batch_size: int, num_workers: int) -> None:
@@ -84,6 +68,47 @@ def _wrap(name: str, error: UserError) -> UserError:
             f"under {error.root!r} (data.{name})"
         )
     return UserError(f"data.{name}: {error}")
+
+
+def _build(name: str, dataset_class: type[Dataset], *args, **kwargs) -> Dataset:
+    """``dataset_class(*args, **kwargs)``, its user errors named after the DataModule argument
+    ``name`` they came from (:func:`_wrap`)."""
+    try:
+        return dataset_class(*args, **kwargs)
+    except UserError as error:
+        raise _wrap(name, error) from error
+
+
+def _evaluation_crops(
+    whole_images: bool, patch_size: int | None, train_patch_size: int, patches_per_image: int
+) -> tuple[int | None, int]:
+    """``(patch_size, patches_per_image)`` of the validation/test sets: one uncropped item per
+    image with ``val_whole_images``, else ``patches_per_image`` crops of ``patch_size`` (None:
+    the training ``train_patch_size``)."""
+    if whole_images:
+        return None, 1
+    return patch_size or train_patch_size, patches_per_image
+
+
+class _FolderDataModule(TrainValDataModule):
+    """What the folder DataModules do with the arguments they share."""
+
+    def _configure(self, arguments: dict) -> None:
+        """Check the arguments every folder DataModule has (``locals()`` of its ``__init__``)
+        and keep the loader's."""
+        _check_loader_args(arguments["batch_size"], arguments["num_workers"])
+        for name in ("train_size", "val_size"):
+            _check_size(arguments[name], name)
+        for name in ("patches_per_image", "val_patches_per_image"):
+            _check_size(arguments[name], name, optional=False)
+        _check_whole_images(
+            arguments["val_whole_images"], arguments["check_files"], arguments["batch_size"]
+        )
+        self.batch_size = arguments["batch_size"]
+        self.num_workers = arguments["num_workers"]
+        self.pin_memory = bool(arguments["pin_memory"])
+        self.seed = arguments["seed"]
+        self.train_size = arguments["train_size"]
 
 
 class ImageFolderDenoisingDataModule(TrainValDataModule):

@@ -1,23 +1,11 @@
 """Datasets over users' image folders: denoising (:class:`ImageFolder`) and super-resolution from
 low/high-resolution pairs (:class:`PairedFolder`).
 
-Conventions (``docs/data.md``, "Image folders"):
+Conventions (``docs/data.md``, "Image folders"); how files are found and read (discovery,
+intensities, grayscale) is :mod:`deepinv_lab.data.image_files`'s:
 
-* **Discovery**: every file under ``root`` (recursively, following symbolic links) whose extension
-  is one of ``IMAGE_EXTENSIONS`` (case-insensitive); hidden files and folders (names starting with
-  ``"."``, e.g. macOS ``._*`` files) are skipped. Sub-folders (ImageNet's class folders) only
-  organise the files. The list is sorted by relative path (POSIX form), so it is the same on every
-  machine; an item's ``volume_id`` is its image's position in that list and ``fname`` its relative
-  path.
-* **Intensities** are float32 in ``[0, 1]``, ``max_value`` 1: 8-bit images are divided by 255,
-  16-bit ones (PNG/TIFF modes ``I;16*``, and ``I`` as older Pillow versions open 16-bit PNGs) by
-  65535. Pillow reads 16-bit *colour* PNGs as 8-bit RGB; those are therefore 8-bit here. Alpha
-  channels are dropped, palette and CMYK images converted to RGB; floating-point images (mode
-  ``F``) are refused. EXIF orientation is not applied (the pixels as stored).
-* **Grayscale** (default): colour images are reduced to full-range ITU-R BT.601 luma in float,
-  ``Y = 0.299 R + 0.587 G + 0.114 B``, as the built-in images (:mod:`deepinv_lab.data.images`);
-  images are ``(1, H, W)``. With ``grayscale=False`` images are ``(3, H, W)`` RGB, grayscale files
-  repeated over the three channels.
+* **Items**: an item's ``volume_id`` is its image's position in the sorted file list and
+  ``fname`` its relative path.
 * **Crops**: training items are random square crops (``patches_per_image`` per image and epoch)
   with, if ``augment``, a random one of the 8 flips/90-degree rotations; validation items are
   fixed crops (one: the centre; several: an even grid) or, with ``patch_size=None``, whole images.
@@ -39,147 +27,25 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from deepinv_lab.data.images import (
-    SuperResolutionCollate,
-    _generator,
-    _grid_crops,
-    _positive_int,
-    _random_crop,
-    check_sigma,
-    collate_denoising,
-    to_channels,
-)
+from deepinv_lab.data.checks import positive_int
+from deepinv_lab.data.crops import apply_dihedral, draw_dihedral, grid_crops, random_crop
+from deepinv_lab.data.image_files import IMAGE_EXTENSIONS, find_images, image_header, read_image
+from deepinv_lab.data.images import SuperResolutionCollate, check_sigma, collate_denoising
 from deepinv_lab.data.samplers import item_generator
+from deepinv_lab.data.seeding import seeded_generator
+from deepinv_lab.data.subsets import nested_subset
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
-
-#: File extensions taken as images (compared case-insensitively).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-
-#: Pillow modes read as 16-bit (divided by 65535).
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-#: Pillow modes read as 8-bit grayscale (after conversion to ``"L"``).
-_GRAY = ("1", "L", "LA", "La")
-#: Pillow modes read as 8-bit RGB (after conversion to ``"RGB"``).
-_COLOUR = ("P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV")
-SUPPORTED_MODES: tuple[str, ...] = _GRAY + _SIXTEEN_BIT + _COLOUR
 
 _SPLITS = ("train", "val", "test")
 # Independent random streams of one seed.
 _STREAM_VAL, _STREAM_SUBSET = 1, 3
 # Names listed in an error message about many files.
 _SHOWN = 5
-
-
-# --- files -------------------------------------------------------------------------------------
-
-
-def _extensions(extensions: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(extensions, str) or not extensions:
-        raise UserError(f"extensions must be a non-empty list such as ['.png'], got {extensions!r}")
-    return tuple("." + str(e).lower().lstrip(".") for e in extensions)
-
-
-def find_images(
-    root: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS
-) -> list[Path]:
-    """The image files under ``root``, recursively, sorted by relative path.
-
-    Args:
-        root: a folder.
-        extensions: accepted file extensions (case-insensitive, with or without the dot).
-
-    Returns:
-        Absolute paths, sorted by their POSIX path relative to ``root``; hidden files and folders
-        (names starting with ``"."``) are skipped, symbolic links followed.
-
-    Raises:
-        UserError: ``root`` is not a folder, or holds no image (the message names the folder and
-            the extensions).
-    """
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise UserError(f"image folder {str(root)!r} does not exist or is not a folder")
-    base = base.resolve()
-    accepted = _extensions(extensions)
-    found: list[tuple[str, Path]] = []
-    for folder, subfolders, names in os.walk(base, followlinks=True):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        for name in names:
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in accepted:
-                continue
-            path = Path(folder) / name
-            found.append((path.relative_to(base).as_posix(), path))
-    if not found:
-        raise UserError(
-            f"no images found under {str(base)!r} (searched recursively for the extensions "
-            f"{', '.join(accepted)}, case-insensitive)"
-        )
-    found.sort(key=lambda entry: entry[0])
-    return [path for _, path in found]
-
-
-def image_header(path: str | os.PathLike) -> tuple[int, int, str]:
-    """``(height, width, mode)`` of an image file, from its header only (nothing decoded).
-
-    Raises:
-        UserError: the file is not an image Pillow can identify, or its mode is unsupported;
-            the message names the file.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            mode = image.mode
-    except Exception as error:  # PIL raises many types (OSError, SyntaxError, struct.error...)
-        raise UserError(f"cannot read the image file {str(path)!r}: {error}") from error
-    if mode not in SUPPORTED_MODES:
-        raise UserError(
-            f"image file {str(path)!r} has the unsupported pixel mode {mode!r} (supported: 8-bit "
-            "grayscale or colour, 16-bit grayscale; not floating point)"
-        )
-    return height, width, mode
-
-
-def read_image(path: str | os.PathLike, grayscale: bool = True) -> np.ndarray:
-    """One image file as a float32 ``(C, H, W)`` array in ``[0, 1]``.
-
-    ``C`` is 1 (BT.601 luma of colour images) if ``grayscale``, else 3 (grayscale repeated).
-    8-bit images are divided by 255, 16-bit grayscale ones by 65535 (module docstring).
-
-    Raises:
-        UserError: the file cannot be decoded (truncated, corrupt, not an image) or has an
-            unsupported mode; the message names the file.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode not in SUPPORTED_MODES:
-                raise UserError(f"unsupported pixel mode {mode!r}")
-            image.load()
-            if mode in _SIXTEEN_BIT:
-                pixels = np.asarray(image).astype(np.float32)
-                low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0, 0)
-                if low < 0 or high > 65535:
-                    raise UserError(
-                        f"mode {mode!r} values in [{low:g}, {high:g}] are not 16-bit (0..65535)"
-                    )
-                pixels /= 65535.0
-            elif mode in _GRAY:
-                pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-            else:
-                pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    except Exception as error:  # PIL raises many types; always name the file
-        raise UserError(f"cannot read the image file {str(path)!r}: {error}") from error
-    return to_channels(pixels, grayscale)
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -197,24 +63,15 @@ class TooFewImagesError(UserError):
         self.requested, self.available, self.root = requested, available, root
 
 
-def _subset(count: int, num_images: int | None, seed: int, root: str) -> list[int]:
-    """Indices of the images used: all, or the first ``num_images`` of a seeded permutation
-    (sorted), so that growing sizes are nested."""
+def _image_subset(count: int, num_images: int | None, seed: int, root: str) -> list[int]:
+    """Indices of the images used: all, or a nested subset of ``num_images`` fixed by ``seed``
+    (:func:`~deepinv_lab.data.subsets.nested_subset`)."""
     if num_images is None:
         return list(range(count))
-    _positive_int(num_images, "num_images")
+    positive_int(num_images, "num_images")
     if num_images > count:
         raise TooFewImagesError(num_images, count, root)
-    order = torch.randperm(count, generator=_generator(seed, _STREAM_SUBSET))
-    return sorted(order[:num_images].tolist())
-
-
-def _apply_dihedral(patch: torch.Tensor, k: int) -> torch.Tensor:
-    """Flip/rotation ``k`` (0..7) of a square ``(C, P, P)`` patch: ``images._dihedral``'s
-    convention (``k >= 4`` flips left-right, then ``k % 4`` quarter turns)."""
-    if k >= 4:
-        patch = patch.flip(-1)
-    return torch.rot90(patch, k % 4, dims=(-2, -1))
+    return nested_subset(count, num_images, seeded_generator(seed, _STREAM_SUBSET))
 
 
 def collate_folder_denoising(samples: Sequence[dict]) -> dict:
@@ -231,9 +88,6 @@ def collate_folder_denoising(samples: Sequence[dict]) -> dict:
             "(patch_size), or the DataModules (which batch whole images by size)"
         )
     return collate_denoising(samples)
-
-
-# --- datasets ----------------------------------------------------------------------------------
 
 
 class _FolderDataset(Dataset):
@@ -254,7 +108,7 @@ class _FolderDataset(Dataset):
             raise UserError(f"split must be one of {_SPLITS}, got {split!r}")
         self.split = split
         self.training = split == "train"
-        self.patches_per_image = _positive_int(patches_per_image, "patches_per_image")
+        self.patches_per_image = positive_int(patches_per_image, "patches_per_image")
         self.seed = int(seed)
         self.augment = bool(augment)
         self.indices: list[int] = []  # positions in the sorted file list of the images used
@@ -272,27 +126,28 @@ class _FolderDataset(Dataset):
         if self.training:
             generator = item_generator(index)  # the index itself: a SeededIndex carries a seed
         else:  # fixed by the seed and the image, whatever subset it belongs to
-            generator = _generator(self.seed, _STREAM_VAL, file_index, number)
+            generator = seeded_generator(self.seed, _STREAM_VAL, file_index, number)
         return file_index, number, generator
 
     def _crop_origin(
         self, shape: tuple[int, ...], patch: int, number: int, generator: torch.Generator
     ) -> tuple[int, int]:
         if self.training:
-            return _random_crop(shape, patch, generator)
-        return _grid_crops(shape, patch, self.patches_per_image)[number]
+            return random_crop(shape, patch, generator)
+        return grid_crops(shape, patch, self.patches_per_image)[number]
 
     def _draw_dihedral(self, generator: torch.Generator) -> int:
         if not (self.training and self.augment):
             return 0
-        return int(torch.randint(0, 8, (), generator=generator))
+        return draw_dihedral(generator)
 
 
 class ImageFolder(_FolderDataset):
     """Noisy/clean crops of the images in a folder (ImageNet layout), for Gaussian denoising.
 
     Args:
-        root: the folder; images are found recursively (module docstring).
+        root: the folder; images are found recursively
+            (:func:`~deepinv_lab.data.image_files.find_images`).
         split: ``"train"`` (random crops, augmentation, fresh noise) or ``"val"``/``"test"``
             (fixed crops and noise).
         patch_size: side ``P`` of the square crops; None (validation/test only) = whole images
@@ -350,13 +205,13 @@ class ImageFolder(_FolderDataset):
                     "(whole images)"
                 )
         else:
-            _positive_int(patch_size, "patch_size")
+            positive_int(patch_size, "patch_size")
         self.patch_size = patch_size
         self.grayscale = bool(grayscale)
         self.files = find_images(root, extensions)
         self.root = Path(root).expanduser().resolve()
         self.names = [path.relative_to(self.root).as_posix() for path in self.files]
-        self.indices = _subset(len(self.files), num_images, self.seed, str(self.root))
+        self.indices = _image_subset(len(self.files), num_images, self.seed, str(self.root))
         # (H, W) of the used images, from their headers; None without check_files.
         self.sizes: dict[int, tuple[int, int]] | None = None
         if check_files:
@@ -405,7 +260,7 @@ class ImageFolder(_FolderDataset):
             patch = torch.from_numpy(image[:, top : top + size, left : left + size].copy())
             k = self._draw_dihedral(generator)
             if k:
-                patch = _apply_dihedral(patch, k).contiguous()
+                patch = apply_dihedral(patch, k).contiguous()
         if self.sigma_range is None:
             sigma = torch.tensor(self.sigma, dtype=torch.float32)
         else:
@@ -502,7 +357,7 @@ class PairedFolder(_FolderDataset):
         check_files: bool = True,
     ):
         super().__init__(split, patches_per_image, seed, augment)
-        self.scale = _positive_int(scale, "scale")
+        self.scale = positive_int(scale, "scale")
         Downsampling(scale, filter)  # checks filter
         self.filter = filter
         if lr_patch_size is None:
@@ -517,7 +372,7 @@ class PairedFolder(_FolderDataset):
                     "(whole images)"
                 )
         else:
-            _positive_int(lr_patch_size, "lr_patch_size")
+            positive_int(lr_patch_size, "lr_patch_size")
         self.lr_patch_size = lr_patch_size
         self.lr_suffix = f"x{scale}" if lr_suffix is None else str(lr_suffix)
         self.grayscale = bool(grayscale)
@@ -526,7 +381,7 @@ class PairedFolder(_FolderDataset):
         self.files = find_images(hr_root, extensions)  # the HR files
         self.names = [path.relative_to(self.hr_root).as_posix() for path in self.files]
         self.lr_files = self._match(find_images(lr_root, extensions))
-        self.indices = _subset(len(self.files), num_images, self.seed, str(self.hr_root))
+        self.indices = _image_subset(len(self.files), num_images, self.seed, str(self.hr_root))
         self.sizes: dict[int, tuple[int, int]] | None = None  # HR (H, W)
         if check_files:
             self._check_sizes()
@@ -620,8 +475,8 @@ class PairedFolder(_FolderDataset):
             high_patch = torch.from_numpy(high[:, top : top + size, left : left + size].copy())
             k = self._draw_dihedral(generator)
             if k:
-                low_patch = _apply_dihedral(low_patch, k).contiguous()
-                high_patch = _apply_dihedral(high_patch, k).contiguous()
+                low_patch = apply_dihedral(low_patch, k).contiguous()
+                high_patch = apply_dihedral(high_patch, k).contiguous()
         return {
             "y": low_patch,
             "target": high_patch,

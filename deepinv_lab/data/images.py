@@ -40,8 +40,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from deepinv_lab.data.checks import positive_int
+from deepinv_lab.data.crops import apply_dihedral, draw_dihedral, grid_crops, random_crop
+from deepinv_lab.data.image_files import to_channels
 from deepinv_lab.data.packages import installed_package_dir
 from deepinv_lab.data.samplers import item_generator
+from deepinv_lab.data.seeding import seeded_generator
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
@@ -72,8 +76,6 @@ BUILTIN_IMAGES: dict[str, tuple[str, ...]] = {
 DEFAULT_PATCHES_PER_IMAGE = {"train": 64, "val": 8}
 #: Default noise level of :class:`BuiltinDenoising` (25 on the 0-255 scale).
 DEFAULT_SIGMA = 25 / 255
-#: ITU-R BT.601 luma weights of R, G, B.
-LUMA_601 = (0.299, 0.587, 0.114)
 
 _SPLITS = tuple(BUILTIN_IMAGES)
 # Independent random streams of one seed.
@@ -110,19 +112,6 @@ def load_builtin_image(name: str, grayscale: bool) -> np.ndarray:
     return pixels
 
 
-def to_channels(pixels: np.ndarray, grayscale: bool) -> np.ndarray:
-    """``(H, W)`` gray or ``(H, W, 3)`` RGB values in [0, 1] -> float32 ``(C, H, W)``, clipped to
-    [0, 1]: BT.601 luma ``(1, H, W)`` if ``grayscale``, else RGB ``(3, H, W)`` (gray repeated)."""
-    if pixels.ndim == 2:  # (H, W) grayscale
-        pixels = pixels[None] if grayscale else np.repeat(pixels[None], 3, axis=0)
-    else:  # (H, W, 3) RGB
-        pixels = pixels.transpose(2, 0, 1)
-        if grayscale:
-            weights = np.asarray(LUMA_601, dtype=np.float32)[:, None, None]
-            pixels = (weights * pixels).sum(0, keepdims=True)
-    return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
-
-
 def load_builtin_images(split: str, grayscale: bool = True) -> list[np.ndarray]:
     """The whole images of a split, in the order of ``BUILTIN_IMAGES[split]``.
 
@@ -135,49 +124,6 @@ def load_builtin_images(split: str, grayscale: bool = True) -> list[np.ndarray]:
     """
     _check_split(split)
     return [load_builtin_image(name, bool(grayscale)) for name in BUILTIN_IMAGES[split]]
-
-
-def _generator(*entropy: int) -> torch.Generator:
-    """A torch generator seeded from a tuple of integers (one independent stream per tuple)."""
-    seed = np.random.SeedSequence([int(e) for e in entropy]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(seed[0]) << 32 | int(seed[1]))
-
-
-def _grid_positions(size: int, patch: int, count: int) -> list[int]:
-    """``count`` crop offsets spread evenly over ``[0, size - patch]`` (one: the centre)."""
-    if count == 1:
-        return [(size - patch) // 2]
-    return [round(i * (size - patch) / (count - 1)) for i in range(count)]
-
-
-def _grid_crops(shape: tuple[int, ...], patch: int, count: int) -> list[tuple[int, int]]:
-    """``count`` fixed crops of one image: the first ``count`` of a ``rows x cols`` grid
-    (``cols = ceil(sqrt(count))``), in row-major order."""
-    cols = math.ceil(math.sqrt(count))
-    rows = math.ceil(count / cols)
-    tops = _grid_positions(shape[-2], patch, rows)
-    lefts = _grid_positions(shape[-1], patch, cols)
-    return [(top, left) for top in tops for left in lefts][:count]
-
-
-def _random_crop(shape: tuple[int, ...], patch: int, generator: torch.Generator) -> tuple[int, int]:
-    top = int(torch.randint(0, shape[-2] - patch + 1, (), generator=generator))
-    left = int(torch.randint(0, shape[-1] - patch + 1, (), generator=generator))
-    return top, left
-
-
-def _dihedral(patch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One of the 8 flips/90-degree rotations of a square ``(C, P, P)`` patch, uniformly."""
-    k = int(torch.randint(0, 8, (), generator=generator))
-    if k >= 4:
-        patch = patch.flip(-1)
-    return torch.rot90(patch, k % 4, dims=(-2, -1))
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 def check_sigma(
@@ -272,11 +218,11 @@ class _BuiltinPatches(Dataset):
         seed: int,
     ):
         _check_split(split)
-        _positive_int(patch_size, "patch_size")
+        positive_int(patch_size, "patch_size")
         if patches_per_image is not None:
-            _positive_int(patches_per_image, "patches_per_image")
+            positive_int(patches_per_image, "patches_per_image")
         if num_patches is not None:
-            _positive_int(num_patches, "num_patches")
+            positive_int(num_patches, "num_patches")
             if split != "train":
                 raise UserError(
                     f"num_patches (a fixed pool of training crops) is for split='train' only, "
@@ -309,14 +255,14 @@ class _BuiltinPatches(Dataset):
             self.crops = [
                 (i, top, left)
                 for i, image in enumerate(self.images)
-                for top, left in _grid_crops(image.shape, patch_size, self.patches_per_image)
+                for top, left in grid_crops(image.shape, patch_size, self.patches_per_image)
             ]
         elif num_patches is not None:
-            generator = _generator(self.seed, _STREAM_POOL)
+            generator = seeded_generator(self.seed, _STREAM_POOL)
             self.crops = []
             for j in range(num_patches):
                 i = j % len(self.images)
-                self.crops.append((i, *_random_crop(self.images[i].shape, patch_size, generator)))
+                self.crops.append((i, *random_crop(self.images[i].shape, patch_size, generator)))
 
     def _source(self, split: str, grayscale: bool) -> tuple[tuple[str, ...], list[np.ndarray]]:
         """The names and ``(C, H, W)`` arrays of the split's images (subclasses choose others)."""
@@ -339,17 +285,17 @@ class _BuiltinPatches(Dataset):
         training = self.split == "train"
         fresh = item_generator(index) if training else None  # before % drops a SeededIndex
         index %= len(self)
-        generator = fresh if training else _generator(self.seed, _STREAM_VAL, index)
+        generator = fresh if training else seeded_generator(self.seed, _STREAM_VAL, index)
         if self.crops is not None:
             image_index, top, left = self.crops[index]
         else:
             image_index = index % len(self.images)
-            top, left = _random_crop(self.images[image_index].shape, self.patch_size, generator)
+            top, left = random_crop(self.images[image_index].shape, self.patch_size, generator)
         size = self.patch_size
         crop = self.images[image_index][:, top : top + size, left : left + size]
         patch = torch.tensor(crop)  # a writable copy of the read-only cached image
         if training:
-            patch = _dihedral(patch, generator).contiguous()
+            patch = apply_dihedral(patch, draw_dihedral(generator)).contiguous()
         return patch, generator
 
     def __getitem__(self, index: int) -> dict:
@@ -454,8 +400,8 @@ class BuiltinSuperResolution(_BuiltinPatches):
         num_patches: int | None = None,
         seed: int = 0,
     ):
-        _positive_int(scale, "scale")
-        _positive_int(patch_size, "patch_size")
+        positive_int(scale, "scale")
+        positive_int(patch_size, "patch_size")
         if patch_size % scale:
             raise UserError(
                 f"patch_size ({patch_size}) must be a multiple of scale ({scale}); e.g. "
