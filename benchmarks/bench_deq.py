@@ -46,7 +46,7 @@ def load_batch(batch: int, device: torch.device):
 
 def build_map(system, y, gamma: float, scale: float, device: torch.device, seed: int = 0):
     torch.manual_seed(seed)
-    cnn = DnCNN(in_chans=2, depth=5, channels=32, batch_norm=False)
+    cnn = DnCNN(in_chans=2, num_layers=5, chans=32, batch_norm=False)
     denoiser = ComplexWrapper(spectral_normalize(cnn, scale=scale, n_power_iterations=20)).to(
         device
     )
@@ -158,11 +158,11 @@ def part_b(f, denoiser, x0, target, unrolled, deq, device) -> None:
         if cuda:
             cells += f" {peak / 2**20:.1f} |"
         print(cells + f" {seconds * 1e3:.0f} |")
-    stats = deq.stats
+    stats = deq.diagnostics()
     print(
-        f"\nDEQ iterations: forward {stats['forward_iterations']:.1f} (residual "
-        f"{stats['forward_residual']:.1e}), backward {stats['backward_iterations']:.1f} "
-        f"(residual {stats['backward_residual']:.1e})"
+        f"\nDEQ iterations: forward {stats['deq/iterations']:.1f} (residual "
+        f"{stats['deq/relative_residual']:.1e}), backward {stats['deq/backward_iterations']:.1f} "
+        f"(residual {stats['deq/backward_relative_residual']:.1e})"
     )
 
 

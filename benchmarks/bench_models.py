@@ -1,9 +1,9 @@
-"""Forward and training-step (MSE loss, backward, Adam) time of every registered Model block on a
+"""Forward and training-step (MSE loss, backward, Adam) time of every Model block on a
 real ``(1, C, S, S)`` input, with peak memory on CUDA, and RCAN with vs without checkpoint_groups.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_models.py [--device cuda] [--size 256] [--repeats 5]
 
-Models come from ``deepinv_lab.models.MODELS`` (every module under the package is imported);
+Models are the subclasses of ``Model`` in ``deepinv_lab.models`` (``deepinv_lab.discovery``);
 those whose ``example()`` input is complex are skipped. A Model is built from
 :data:`BENCH_CONFIGS` where it has an entry, otherwise its ``example()`` instance is used as is;
 the input has the example's channel count and ``--size`` pixels a side. A Model that fails
@@ -13,16 +13,14 @@ prints its error in its row instead of stopping the run.
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 from collections.abc import Callable
 
 import torch
 from _timing import time_interleaved
 from torch import nn
 
-import deepinv_lab.models
-from deepinv_lab.models import MODELS
+from deepinv_lab.discovery import subclasses
+from deepinv_lab.models import Model
 
 # Benchmark sizes per Model (constructor kwargs). RCAN: the paper's 64-channel x4 model with
 # 10 groups x 20 blocks on CUDA; on CPU 2 groups x 4 blocks at x2 so a run takes a minute.
@@ -49,15 +47,13 @@ BENCH_SIZES: dict[str, dict[str, int]] = {
 }
 
 
-def _import_all_models() -> None:
-    for module in pkgutil.walk_packages(deepinv_lab.models.__path__, "deepinv_lab.models."):
-        importlib.import_module(module.name)
-
-
-def _build(name: str, device_type: str, size: int, **extra) -> tuple[nn.Module, torch.Tensor]:
-    example_model, example_input = MODELS[name].example()
+def _build(
+    cls: type[Model], device_type: str, size: int, **extra
+) -> tuple[nn.Module, torch.Tensor]:
+    name = cls.__name__
+    example_model, example_input = cls.example()
     config = BENCH_CONFIGS[device_type].get(name)
-    model = MODELS[name](**config, **extra) if config is not None else example_model
+    model = cls(**config, **extra) if config is not None else example_model
     side = BENCH_SIZES[device_type].get(name, size)
     channels = getattr(model, "in_chans", example_input.shape[1])
     return model, torch.randn(1, channels, side, side)
@@ -103,26 +99,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = torch.device(args.device)
-    _import_all_models()
 
-    runs: list[tuple[str, str, dict]] = []  # (row label, model name, extra kwargs)
-    for name in sorted(MODELS):
-        runs.append((name, name, {}))
-        if name == "RCAN":
-            runs.append(("RCAN checkpoint_groups", name, dict(checkpoint_groups=True)))
+    runs: list[tuple[str, type[Model], dict]] = []  # (row label, model class, extra kwargs)
+    for cls in sorted(subclasses(Model, "deepinv_lab.models"), key=lambda c: c.__name__):
+        runs.append((cls.__name__, cls, {}))
+        if cls.__name__ == "RCAN":
+            runs.append(("RCAN checkpoint_groups", cls, dict(checkpoint_groups=True)))
 
     print(f"\ndevice {device}, threads {torch.get_num_threads()}, repeats {args.repeats}\n")
     print(_row("model", ["input", "params", "forward ms", "train step ms", "peak train MiB"]))
     print("|" + "---|" * 6)
     peaks: dict[str, float | None] = {}
     times: dict[str, float] = {}
-    for label, name, extra in runs:
+    for label, cls, extra in runs:
         try:
-            if MODELS[name].example()[1].is_complex():
+            if cls.example()[1].is_complex():
                 print(_row(label, ["complex input: skipped", "", "", "", ""]))
                 continue
             torch.manual_seed(0)
-            model, x = _build(name, device.type, args.size, **extra)
+            model, x = _build(cls, device.type, args.size, **extra)
             model, x = model.to(device).train(), x.to(device)
             forward, train_step = _steps(model, x)
             measured = time_interleaved(

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from deepinv_lab.discovery import subclasses
 from deepinv_lab.errors import UserError
 
 CONFIG_FLAGS = ("--config", "-c")
@@ -539,14 +540,7 @@ def _classes_in(hint: Any) -> list[type]:
 
 def _subclass_names(hint: Any) -> list[str]:
     """Names of the imported, concrete subclasses of the classes ``hint`` accepts."""
-    found: dict[type, None] = {}
-    pending = list(_classes_in(hint))
-    while pending:
-        cls = pending.pop()
-        for subclass in cls.__subclasses__():
-            if subclass not in found:
-                found[subclass] = None
-                pending.append(subclass)
+    found = [subclass for cls in _classes_in(hint) for subclass in subclasses(cls)]
     return sorted(
         {cls.__name__ for cls in found if not inspect.isabstract(cls) and cls.__name__[0] != "_"}
     )

@@ -32,8 +32,10 @@ if __name__ == "__main__":
     from deepinv_lab.data import SimulatedBrainMRI, collate_multicoil
 
     batch = collate_multicoil([SimulatedBrainMRI("val", downsample=4, num_coils=4)[0]])
-    shared = SharedWeightVarNet(num_cascades=4, chans=8, pools=2, sens_chans=4, sens_pools=2)
-    plain = VarNet(num_cascades=4, chans=8, pools=2, sens_chans=4, sens_pools=2)
+    shared = SharedWeightVarNet(
+        num_cascades=4, chans=8, num_pool_layers=2, sens_chans=4, sens_num_pool_layers=2
+    )
+    plain = VarNet(num_cascades=4, chans=8, num_pool_layers=2, sens_chans=4, sens_num_pool_layers=2)
     with torch.no_grad():
         image = shared(batch["y"], batch["system"])
     count = sum(p.numel() for p in shared.parameters())

@@ -7,15 +7,13 @@ from pathlib import Path
 import pytest
 
 from deepinv_lab.cli import main
+from tests import tiny
 
 CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.json"))
 RECON = "--model.init_args.recon.init_args."
 TINY_MRI = ["--data.init_args.downsample=4", "--data.init_args.num_coils=2"]
 TINY_IMAGES = ["--data.init_args.patch_size=32", "--data.init_args.batch_size=2"]
-TINY_VARNET = [
-    f"{RECON}{key}={value}"
-    for key, value in dict(num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1).items()
-]
+TINY_VARNET = tiny.overrides("model.init_args.recon.init_args", tiny.VARNET)
 #: per config: overrides that make it fast (architecture sizes, iterations, data size)
 TINY = {
     "varnet": TINY_MRI + TINY_VARNET,
@@ -24,11 +22,11 @@ TINY = {
     "modl": TINY_MRI
     + [
         f"{RECON}num_iterations=2",
-        f"{RECON}denoiser.init_args.channels=4",
+        f"{RECON}denoiser.init_args.chans=4",
         f"{RECON}cg_max_iter=3",
     ],
-    "proxgrad": TINY_MRI + [f"{RECON}num_iterations=2", f"{RECON}denoiser.init_args.channels=4"],
-    "deq": TINY_MRI + [f"{RECON}max_iter=5", f"{RECON}denoiser.init_args.channels=4"],
+    "proxgrad": TINY_MRI + [f"{RECON}num_iterations=2", f"{RECON}denoiser.init_args.chans=4"],
+    "deq": TINY_MRI + [f"{RECON}max_iter=5", f"{RECON}denoiser.init_args.chans=4"],
     "unet_cs": TINY_MRI
     + [
         "--data.init_args.batch_size=2",
@@ -36,9 +34,9 @@ TINY = {
         f"{RECON}model.init_args.num_pool_layers=2",
     ],
     "bfcnn_denoise": TINY_IMAGES
-    + [f"{RECON}model.init_args.depth=3", f"{RECON}model.init_args.channels=4"],
+    + [f"{RECON}model.init_args.num_layers=3", f"{RECON}model.init_args.chans=4"],
     "dncnn_denoise": TINY_IMAGES
-    + [f"{RECON}model.init_args.depth=3", f"{RECON}model.init_args.channels=4"],
+    + [f"{RECON}model.init_args.num_layers=3", f"{RECON}model.init_args.chans=4"],
     "rcan_sr": TINY_IMAGES
     + [
         f"{RECON}model.init_args.chans=4",
@@ -66,10 +64,7 @@ TINY = {
         "--model.init_args.pretrain_epochs=0",
     ],
     "varnet_rcan": TINY_MRI
-    + [
-        f"{RECON}recon.init_args.{key}={value}"
-        for key, value in dict(num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1).items()
-    ]
+    + tiny.overrides("model.init_args.recon.init_args.recon.init_args", tiny.VARNET)
     + [
         f"{RECON}model.init_args.chans=4",
         f"{RECON}model.init_args.num_groups=1",
@@ -90,12 +85,7 @@ def test_config_fits_two_steps(config, tmp_path, capsys):
         "fit",
         "--config",
         str(config),
-        "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=2",
-        "--trainer.limit_val_batches=2",
-        "--trainer.log_every_n_steps=1",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
+        *tiny.overrides("trainer", tiny.TRAINER),
         f"--trainer.logger.init_args.save_dir={tmp_path}",
         *TINY[config.stem],
     ]
@@ -118,11 +108,7 @@ def test_fit_without_trainable_parameters_evaluates_the_baseline(tmp_path, capsy
         "fit",
         "--config",
         str(config),
-        "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=1",
-        "--trainer.limit_val_batches=1",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
+        *tiny.overrides("trainer", tiny.TRAINER),
         f"--trainer.logger.init_args.save_dir={tmp_path}",
         *TINY["cgsense"],
         f"{RECON}learn_damping=false",

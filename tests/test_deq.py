@@ -242,7 +242,7 @@ def test_jfb_gradient_is_the_one_step_gradient_at_the_fixed_point():
     jfb = DeepEquilibrium(tol=1e-12, max_iter=300, backward="jfb")
     out = jfb(f, torch.zeros_like(y))
     g_jfb = torch.autograd.grad(_loss(out, target), (weight, y))
-    assert "backward_iterations" not in jfb.stats
+    assert jfb.last_backward_info is None and "deq/backward_iterations" not in jfb.diagnostics()
 
     with torch.no_grad():
         x_star, _ = anderson(f, torch.zeros_like(y), tol=1e-12, max_iter=300)
@@ -254,20 +254,24 @@ def test_jfb_gradient_is_the_one_step_gradient_at_the_fixed_point():
         assert (ours - exact).norm() > 1e-3 * exact.norm()
 
 
-def test_eval_returns_the_fixed_point_without_graph_and_stats_are_filled():
+def test_eval_returns_the_fixed_point_without_graph_and_diagnostics_are_filled():
     weight, y, make_f = _deq_problem()
     deq = DeepEquilibrium(tol=1e-10)
     assert list(deq.parameters()) == [] and list(deq.buffers()) == []
     with torch.no_grad():
         x = deq(make_f(weight, y), torch.zeros_like(y))
     assert not x.requires_grad
-    assert set(deq.stats) == {"forward_iterations", "forward_residual"}
-    assert deq.stats["forward_residual"] <= 1e-10 and deq.stats["forward_iterations"] > 0
+    stats = deq.diagnostics()
+    assert set(stats) == {"deq/iterations", "deq/relative_residual"}
+    assert stats["deq/relative_residual"] <= 1e-10 and stats["deq/iterations"] > 0
+    assert stats == deq.last_info.summary("deq/")
 
     out = deq(make_f(weight, y), torch.zeros_like(y))
-    assert out.requires_grad and "backward_iterations" not in deq.stats
+    assert out.requires_grad and "deq/backward_iterations" not in deq.diagnostics()
     out.sum().backward()
-    assert deq.stats["backward_iterations"] > 0 and deq.stats["backward_residual"] <= 1e-10
+    stats = deq.diagnostics()
+    assert stats["deq/backward_iterations"] > 0 and stats["deq/backward_relative_residual"] <= 1e-10
+    assert float(deq.last_backward_info.relative_residual.max()) <= 1e-10
     assert weight.grad is not None and y.grad is not None
 
 

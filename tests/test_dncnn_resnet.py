@@ -6,7 +6,6 @@ import re
 import pytest
 import torch
 
-from deepinv_lab.models.base import MODELS
 from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d, BiasFreeDnCNN, DnCNN
 from deepinv_lab.models.resnet import ResNetDenoiser
 from deepinv_lab.models.unet import BiasFreeUnet, Unet
@@ -18,28 +17,28 @@ def _count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _dncnn_count(depth: int, channels: int, in_chans: int, bias_free: bool) -> int:
-    conv = 9 * channels  # a 3x3 kernel per (input, output) channel pair, per input channel
-    first = conv * in_chans + (0 if bias_free else channels)
-    middle = conv * channels + (channels if bias_free else 2 * channels)  # BN: gamma (, beta)
+def _dncnn_count(num_layers: int, chans: int, in_chans: int, bias_free: bool) -> int:
+    conv = 9 * chans  # a 3x3 kernel per (input, output) channel pair, per input channel
+    first = conv * in_chans + (0 if bias_free else chans)
+    middle = conv * chans + (chans if bias_free else 2 * chans)  # BN: gamma (, beta)
     last = conv * in_chans + (0 if bias_free else in_chans)
-    return first + (depth - 2) * middle + last
+    return first + (num_layers - 2) * middle + last
 
 
-def test_registered():
-    for cls in (DnCNN, BiasFreeDnCNN, ResNetDenoiser, BiasFreeUnet):
-        assert MODELS[cls.__name__] is cls
+def test_bias_free_defaults():
     assert BiasFreeDnCNN().bias_free and not DnCNN().bias_free
     assert BiasFreeUnet(1, 1).bias_free and not Unet(1, 1).bias_free
 
 
 def test_dncnn_parameter_counts():
     # DnCNN-S (17 layers, 64 channels, gray): 640 + 15 * 36992 + 577.
-    assert _count(DnCNN(in_chans=1, depth=17)) == _dncnn_count(17, 64, 1, False) == 556_097
-    assert _count(BiasFreeDnCNN(in_chans=1, depth=17)) == _dncnn_count(17, 64, 1, True) == 555_072
+    assert _count(DnCNN(in_chans=1, num_layers=17)) == _dncnn_count(17, 64, 1, False) == 556_097
+    assert (
+        _count(BiasFreeDnCNN(in_chans=1, num_layers=17)) == _dncnn_count(17, 64, 1, True) == 555_072
+    )
     assert _count(DnCNN()) == _dncnn_count(20, 64, 1, False) == 667_073
     assert _count(BiasFreeDnCNN()) == _dncnn_count(20, 64, 1, True) == 665_856
-    assert _count(DnCNN(in_chans=3, depth=6, channels=8)) == _dncnn_count(6, 8, 3, False)
+    assert _count(DnCNN(in_chans=3, num_layers=6, chans=8)) == _dncnn_count(6, 8, 3, False)
 
 
 def test_resnet_parameter_count():
@@ -80,7 +79,7 @@ def test_resnet_is_residual():
 
 def _bias_free_examples():
     torch.manual_seed(0)
-    dncnn = BiasFreeDnCNN(in_chans=2, depth=6, channels=8)
+    dncnn = BiasFreeDnCNN(in_chans=2, num_layers=6, chans=8)
     unet = BiasFreeUnet(2, 2, chans=4, num_pool_layers=2)
     return [(dncnn, torch.randn(2, 2, 17, 13)), (unet, torch.randn(2, 2, 19, 22))]
 
@@ -146,11 +145,11 @@ def test_bias_free_batchnorm_train_and_eval():
 @pytest.mark.parametrize(
     "model, shape",
     [
-        (DnCNN(in_chans=1, depth=3, channels=4), (2, 3, 8, 8)),
-        (BiasFreeDnCNN(in_chans=3, depth=3, channels=4), (2, 1, 8, 8)),
-        (ResNetDenoiser(in_chans=2, num_layers=2, channels=4), (2, 1, 8, 8)),
+        (DnCNN(in_chans=1, num_layers=3, chans=4), (2, 3, 8, 8)),
+        (BiasFreeDnCNN(in_chans=3, num_layers=3, chans=4), (2, 1, 8, 8)),
+        (ResNetDenoiser(in_chans=2, num_layers=2, chans=4), (2, 1, 8, 8)),
         (BiasFreeUnet(2, 2, chans=4, num_pool_layers=2), (2, 3, 8, 8)),
-        (DnCNN(in_chans=1, depth=3, channels=4), (8, 8)),
+        (DnCNN(in_chans=1, num_layers=3, chans=4), (8, 8)),
     ],
 )
 def test_wrong_channels_raise(model, shape):
@@ -168,8 +167,8 @@ def test_unet_input_too_small_raises(cls):
     assert model(torch.randn(2, 1, 16, 17)).shape == (2, 1, 16, 17)
 
 
-def test_bad_depth_raises():
-    with pytest.raises(ValueError, match="DnCNN: depth must be at least 2, got 1"):
-        DnCNN(depth=1)
+def test_bad_num_layers_raises():
+    with pytest.raises(ValueError, match="DnCNN: num_layers must be at least 2, got 1"):
+        DnCNN(num_layers=1)
     with pytest.raises(ValueError, match="ResNetDenoiser: num_layers must be at least 2, got 1"):
         ResNetDenoiser(num_layers=1)

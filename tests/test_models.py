@@ -1,22 +1,19 @@
-"""Every registered Model block is found automatically and checked: output shape and finite values
-on the example's (odd where the architecture allows) input, gradient flow to every parameter,
-state-dict round trip, pickling, and f(a x) = a f(x) for bias-free models. A Model added in
-deepinv_lab.models is covered the day it is added: it only has to provide ``example()``."""
+"""Every Model block is found automatically (a subclass walk, not a list) and checked: output
+shape and finite values on the example's (odd where the architecture allows) input, gradient flow
+to every parameter, state-dict round trip, pickling, and f(a x) = a f(x) for bias-free models. A
+Model added in deepinv_lab.models is covered the day it is added: it only has to provide
+``example()``."""
 
 import copy
-import importlib
 import pickle
-import pkgutil
 
 import pytest
 import torch
 
-import deepinv_lab.models
-from deepinv_lab.models import MODELS
+from deepinv_lab.discovery import subclasses
+from deepinv_lab.models import Model
 
-for _module in pkgutil.walk_packages(deepinv_lab.models.__path__, "deepinv_lab.models."):
-    importlib.import_module(_module.name)
-
+MODELS = {cls.__name__: cls for cls in subclasses(Model, "deepinv_lab.models")}
 NAMES = sorted(MODELS)
 
 
@@ -24,8 +21,17 @@ def _real(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
-def test_registry_holds_the_skeleton_models():
-    assert {"Unet", "NormUnet", "SensitivityModel"} <= set(NAMES)
+def test_discovery_finds_every_model_once():
+    assert {"Unet", "NormUnet", "SensitivityModel", "DnCNN", "BiasFreeDnCNN"} <= set(NAMES)
+    assert len(MODELS) == len(subclasses(Model, "deepinv_lab.models")), "two Models share a name"
+
+
+def test_discovery_ignores_models_defined_outside_the_package():
+    class _LocalModel(Model):
+        pass
+
+    assert _LocalModel in subclasses(Model)
+    assert _LocalModel not in subclasses(Model, "deepinv_lab.models")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -60,6 +66,10 @@ def test_state_dict_round_trip_and_pickling(name):
 BIAS_FREE = [name for name in NAMES if getattr(MODELS[name].example()[0], "bias_free", False)]
 
 
+def test_bias_free_models_are_found():
+    assert {"BiasFreeDnCNN", "BiasFreeUnet"} <= set(BIAS_FREE)
+
+
 @pytest.mark.parametrize("name", BIAS_FREE)
 @pytest.mark.parametrize("scale", [0.5, 3.7])
 def test_bias_free_models_are_positively_homogeneous(name, scale):
@@ -71,14 +81,17 @@ def test_bias_free_models_are_positively_homogeneous(name, scale):
 
 
 CONFIGS = {
-    "DnCNN": {"depth": 4, "channels": 8},
-    "BiasFreeDnCNN": {"depth": 4, "channels": 8},
+    "DnCNN": {"num_layers": 4, "chans": 8},
+    "BiasFreeDnCNN": {"num_layers": 4, "chans": 8},
     "BiasFreeUnet": {"in_chans": 1, "out_chans": 1, "chans": 4, "num_pool_layers": 2},
-    "ResNetDenoiser": {"in_chans": 2, "num_layers": 3, "channels": 8},
+    "ResNetDenoiser": {"in_chans": 2, "num_layers": 3, "chans": 8},
     "RCAN": {"chans": 8, "num_groups": 1, "num_blocks": 1, "reduction": 4, "scale": 2},
     "SRGANGenerator": {"chans": 8, "num_blocks": 1, "variant": "edsrgan"},
     "SRGANDiscriminator": {"input_size": [64, 80]},
-    "SelfEnsemble": {"model": {"class_path": "DnCNN", "init_args": {"depth": 3}}, "mode": "x2"},
+    "SelfEnsemble": {
+        "model": {"class_path": "DnCNN", "init_args": {"num_layers": 3}},
+        "mode": "x2",
+    },
 }
 
 

@@ -1,6 +1,8 @@
 """Recons built from blocks: MoDL, unrolled proximal gradient, DEQ, the image-domain Recons, the
 VarNet + refinement hybrid, and their baselines."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -27,6 +29,16 @@ from deepinv_lab.recons import (
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.mri import MultiCoilMRI
 
+#: The diagnostics vocabulary: ``<block>/<quantity>`` (docs/conventions.md#vocabulary).
+DIAGNOSTICS = re.compile(
+    r"(cg|deq)/(backward_)?(iterations|relative_residual)|cg/damping|gradient_step/step_size"
+)
+
+
+def _check_vocabulary(diagnostics: dict[str, float]) -> None:
+    unknown = [key for key in diagnostics if not DIAGNOSTICS.fullmatch(key)]
+    assert not unknown, f"diagnostics keys outside the vocabulary: {unknown}"
+
 
 def _mri(batch=2, dtype=torch.complex64, seed=0):
     system, _ = MultiCoilMRI.example(batch_size=batch, dtype=dtype)
@@ -50,6 +62,19 @@ def test_proximal_gradient_with_identity_prior_is_landweber():
     for _ in range(4):
         x = x - 0.7 * system.adjoint(system(x) - y)
     torch.testing.assert_close(recon(y, system), x)
+    assert recon.diagnostics() == pytest.approx({"gradient_step/step_size": 0.7})
+    _check_vocabulary(recon.diagnostics())
+
+
+def test_cgsense_diagnostics():
+    system, y, _ = _mri()
+    recon = CGSense(damping=0.01)
+    assert recon.diagnostics() == pytest.approx({"cg/damping": 0.01})
+    recon(y, system)
+    diagnostics = recon.diagnostics()
+    assert set(diagnostics) == {"cg/damping", "cg/iterations", "cg/relative_residual"}
+    assert diagnostics["cg/iterations"] >= 1 and diagnostics["cg/relative_residual"] <= 1e-5
+    _check_vocabulary(diagnostics)
 
 
 def test_modl_with_identity_prior_converges_to_least_squares():
@@ -71,9 +96,9 @@ def test_modl_with_identity_prior_converges_to_least_squares():
 
 
 def test_modl_shared_and_per_iteration_weights():
-    denoiser = ResNetDenoiser(in_chans=2, num_layers=3, channels=4)
+    denoiser = ResNetDenoiser(in_chans=2, num_layers=3, chans=4)
     shared = MoDL(denoiser, num_iterations=3, share_weights=True)
-    separate = MoDL(ResNetDenoiser(in_chans=2, num_layers=3, channels=4), 3, share_weights=False)
+    separate = MoDL(ResNetDenoiser(in_chans=2, num_layers=3, chans=4), 3, share_weights=False)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(separate) == 3 * count(shared)
     system, y, x = _mri()
@@ -83,14 +108,15 @@ def test_modl_shared_and_per_iteration_weights():
     for step in separate.unrolled.iterations:  # every iteration's lam and D get a gradient
         assert step.data_consistency.log_damping.grad is not None
         assert all(p.grad is not None for p in step.prior.parameters())
-    assert set(separate.diagnostics()) >= {"cg/damping", "cg/iterations", "cg/relative_residual"}
+    assert set(separate.diagnostics()) == {"cg/damping", "cg/iterations", "cg/relative_residual"}
+    _check_vocabulary(separate.diagnostics())
 
 
 def test_unrolled_checkpointing_gives_the_same_gradients():
     torch.manual_seed(0)
     system, y, x = _mri(dtype=torch.complex128)
     iteration = ModlIteration(
-        ResNetDenoiser(in_chans=2, num_layers=3, channels=4).double().eval(),
+        ResNetDenoiser(in_chans=2, num_layers=3, chans=4).double().eval(),
         ProximalDataConsistency(max_iter=5),
     ).double()
     grads = []
@@ -128,7 +154,7 @@ def test_positive_weights_are_enforced():
 @pytest.mark.parametrize("iteration", ["proximal_gradient", "modl"])
 def test_deq_recon_trains_and_reports_its_solves(iteration):
     torch.manual_seed(0)
-    denoiser = DnCNN(in_chans=2, depth=3, channels=4, batch_norm=False, residual=False)
+    denoiser = DnCNN(in_chans=2, num_layers=3, chans=4, batch_norm=False, residual=False)
     recon = DEQ(denoiser, iteration=iteration, tol=1e-3, max_iter=60, spectral_norm=True)
     system, y, x = _mri()
     out = recon(y, system)
@@ -136,12 +162,16 @@ def test_deq_recon_trains_and_reports_its_solves(iteration):
     (out - x.abs()).square().mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in denoiser.parameters())
     stats = recon.diagnostics()
-    assert stats["deq/forward_iterations"] >= 1 and stats["deq/backward_iterations"] >= 1
-    assert stats["deq/forward_residual"] <= 1e-3
+    assert stats["deq/iterations"] >= 1 and stats["deq/backward_iterations"] >= 1
+    assert stats["deq/relative_residual"] <= 1e-3
+    assert stats["deq/backward_relative_residual"] <= 1e-3
+    weight = "gradient_step/step_size" if iteration == "proximal_gradient" else "cg/damping"
+    assert weight in stats
+    _check_vocabulary(stats)
 
 
 def test_bias_free_denoiser_is_homogeneous():
-    denoiser = Denoiser(BiasFreeDnCNN(in_chans=1, depth=4, channels=8)).eval()
+    denoiser = Denoiser(BiasFreeDnCNN(in_chans=1, num_layers=4, chans=8)).eval()
     y = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(denoiser(3.5 * y), 3.5 * denoiser(y), rtol=1e-5, atol=1e-6)
@@ -202,7 +232,7 @@ def test_post_processing_normalises_and_restores_the_scale():
 
 
 def _tiny_varnet():
-    return VarNet(num_cascades=1, chans=2, pools=1, sens_chans=2, sens_pools=1)
+    return VarNet(num_cascades=1, chans=2, num_pool_layers=1, sens_chans=2, sens_num_pool_layers=1)
 
 
 def test_refinement_freezes_and_loads_its_first_stage(tmp_path):
@@ -229,7 +259,7 @@ def test_refinement_freezes_and_loads_its_first_stage(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(out - hybrid.model(trained(y, system)), trained(y, system))
 
-    wider = VarNet(num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1)
+    wider = VarNet(num_cascades=1, chans=4, num_pool_layers=1, sens_chans=2, sens_num_pool_layers=1)
     with pytest.raises(ValueError, match=r"varnet.ckpt.*shape mismatch.*use the same architecture"):
         Refinement(wider, rcan, recon_checkpoint=str(checkpoint))
     with pytest.raises(UserError, match="recon_checkpoint: .*nope.ckpt: no such file"):

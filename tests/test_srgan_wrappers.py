@@ -70,7 +70,7 @@ def test_complex_wrapper_rejects_real_input():
 
 def test_normalized_complex_wrapper_matches_norm_unet():
     torch.manual_seed(0)
-    norm_unet = NormUnet(chans=4, num_pools=2).eval()
+    norm_unet = NormUnet(chans=4, num_pool_layers=2).eval()
     unet = Unet(2, 2, chans=4, num_pool_layers=2)
     unet.load_state_dict(norm_unet.unet.state_dict())
     wrapper = NormalizedComplexWrapper(unet).eval()

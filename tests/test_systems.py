@@ -4,31 +4,18 @@ keeping every buffer consistent, pickling, and gradient flow. A System added by 
 deepinv_lab.systems is covered the day it is added: it only has to provide ``example()``."""
 
 import copy
-import importlib
 import pickle
-import pkgutil
 
 import pytest
 import torch
 
-import deepinv_lab.systems
-from deepinv_lab.systems.base import Composition, LinearSystem, _flatten
+from deepinv_lab.discovery import subclasses
+from deepinv_lab.errors import UserError
+from deepinv_lab.systems.base import Composition, LinearSystem, flatten_parts
+from deepinv_lab.systems.cs import CompressedSensing
 from deepinv_lab.systems.mri import FFT2, CoilSensitivity, KSpaceMask, MultiCoilMRI
 
-
-def _all_linear_systems() -> list[type[LinearSystem]]:
-    for module in pkgutil.walk_packages(deepinv_lab.systems.__path__, "deepinv_lab.systems."):
-        importlib.import_module(module.name)
-    found, stack = [], [LinearSystem]
-    while stack:
-        for sub in stack.pop().__subclasses__():
-            if sub.__module__.startswith("deepinv_lab."):
-                found.append(sub)
-            stack.append(sub)
-    return sorted(set(found), key=lambda c: c.__name__)
-
-
-SYSTEMS = _all_linear_systems()
+SYSTEMS = subclasses(LinearSystem, "deepinv_lab.systems")
 PRECISION = {
     torch.complex64: 1e-5,
     torch.complex128: 1e-12,
@@ -47,7 +34,7 @@ IDS = [f"{cls.__name__}-{str(dtype).removeprefix('torch.')}" for cls, dtype in C
 
 
 def _close(a, b, rtol: float) -> None:
-    a, b = _flatten(a), _flatten(b)
+    a, b = flatten_parts(a), flatten_parts(b)
     error = float((a - b).norm()) / max(float(b.norm()), 1e-30)
     assert error <= rtol, f"relative error {error:.3g} > {rtol:.3g}"
 
@@ -134,6 +121,33 @@ def test_algebra():
     assert isinstance(composed, Composition) and len(composed.systems) == 3
     torch.testing.assert_close(composed(x), system(x))
     torch.testing.assert_close(system.adjoint(system(x)), system.N(x))
+
+
+def test_scaling_by_numbers_and_per_sample_factors():
+    torch.manual_seed(4)
+    system, x = CompressedSensing.example(batch_size=2, dtype=torch.complex128)
+    y = system(x)
+    torch.testing.assert_close((2 * system)(x), 2 * y)
+    torch.testing.assert_close((system * torch.tensor(-0.5))(x), -0.5 * y)
+    factors = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    expected = torch.stack([y[0], 2 * y[1]])
+    torch.testing.assert_close((system * factors)(x), expected)
+    torch.testing.assert_close((factors * system)(x), expected)
+    complex_factors = torch.tensor([1 - 1j, 0.5j], dtype=torch.complex128)
+    scaled = system * complex_factors
+    torch.testing.assert_close(
+        scaled.adjoint(y), complex_factors.conj()[:, None, None, None] * system.adjoint(y)
+    )
+    assert scaled.adjointness_error(x) < 1e-12
+    with pytest.raises(ValueError, match=r"2 per-sample factors for an output of shape \(3, 17\)"):
+        scaled(torch.cat([x, x[:1]]))
+
+
+@pytest.mark.parametrize("reversed_", [False, True], ids=["A * x", "x * A"])
+def test_multiplying_a_system_by_an_image_raises(reversed_):
+    system, x = CompressedSensing.example(batch_size=2, dtype=torch.complex64)
+    with pytest.raises(UserError, match=r"tensor of shape \(2, 2, 4, 5\).*call A\(x\)"):
+        x * system if reversed_ else system * x
 
 
 def test_stack_normal_is_the_sum_of_normals():

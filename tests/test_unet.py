@@ -4,16 +4,11 @@ import fastmri.models
 import pytest
 import torch
 
-from deepinv_lab.models import MODELS, NormUnet, Unet
+from deepinv_lab.models import NormUnet, Unet
 
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).detach().norm() / b.detach().norm())
-
-
-def test_registered():
-    assert MODELS["Unet"] is Unet
-    assert MODELS["NormUnet"] is NormUnet
 
 
 @pytest.mark.parametrize("size", [(16, 16), (37, 29), (17, 21), (8, 31)])
@@ -66,7 +61,7 @@ def test_unet_dropout_layout_matches_fastmri():
 def test_norm_unet_parity(size):
     torch.manual_seed(0)
     reference = fastmri.models.NormUnet(chans=4, num_pools=2)
-    ours = NormUnet(chans=4, num_pools=2)
+    ours = NormUnet(chans=4, num_pool_layers=2)
     assert list(ours.state_dict()) == list(reference.state_dict())
     ours.load_state_dict(reference.state_dict(), strict=True)
 
@@ -83,7 +78,7 @@ def test_norm_unet_multichannel_shapes_and_homogeneity():
     """fastMRI's NormUnet only runs with one complex channel; ours normalises all real channels
     together and all imaginary channels together, so it is positively homogeneous."""
     torch.manual_seed(0)
-    model = NormUnet(chans=4, num_pools=2, in_chans=6, out_chans=6)
+    model = NormUnet(chans=4, num_pool_layers=2, in_chans=6, out_chans=6)
     x = torch.randn(2, 3, 19, 23, dtype=torch.complex64)
     out = model(x)
     assert out.shape == x.shape and out.is_complex()
@@ -92,4 +87,4 @@ def test_norm_unet_multichannel_shapes_and_homogeneity():
 
 def test_norm_unet_rejects_real_input():
     with pytest.raises(ValueError, match="complex"):
-        NormUnet(chans=4, num_pools=2)(torch.randn(1, 2, 16, 16))
+        NormUnet(chans=4, num_pool_layers=2)(torch.randn(1, 2, 16, 16))

@@ -97,7 +97,7 @@ def _models_cases(tmp_path):
 
     missing = tmp_path / "missing_vgg19.pth"
     return [
-        ("DnCNN depth", lambda: DnCNN(depth=1), "depth must be at least 2"),
+        ("DnCNN num_layers", lambda: DnCNN(num_layers=1), "num_layers must be at least 2"),
         ("RCAN scale", lambda: RCAN(chans=4, num_groups=1, num_blocks=1, scale=5), "scale must"),
         ("SRGANGenerator variant", lambda: SRGANGenerator(variant="esrgan"), "variant must"),
         ("VGG19Features layer", lambda: VGG19Features(layer="conv9_9"), "layer must be one of"),
@@ -436,7 +436,7 @@ def test_discovery_finds_the_blocks():
         "deepinv_lab.models.dncnn.DnCNN",
         "deepinv_lab.optim.deq.DeepEquilibrium",
         "deepinv_lab.recons.unrolled.MoDL",
-        "deepinv_lab.data.fastmri.FastMRISliceDataset",
+        "deepinv_lab.data.fastmri.dataset.FastMRISliceDataset",
         "deepinv_lab.training.metrics.SSIMMetric",
     ):
         assert expected in names

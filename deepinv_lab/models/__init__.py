@@ -1,6 +1,6 @@
-"""Model blocks: learned networks, registered by class name in :data:`MODELS`."""
+"""Model blocks: learned networks on real tensors ``(B, C, H, W)``."""
 
-from deepinv_lab.models.base import MODELS, Model
+from deepinv_lab.models.base import Model
 from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d, BiasFreeDnCNN, DnCNN
 from deepinv_lab.models.rcan import RCAN
 from deepinv_lab.models.resnet import ResNetDenoiser
@@ -12,7 +12,6 @@ from deepinv_lab.models.vgg import VGG19Features
 from deepinv_lab.models.wrappers import ComplexWrapper, NormalizedComplexWrapper, SelfEnsemble
 
 __all__ = [
-    "MODELS",
     "BiasFreeBatchNorm2d",
     "BiasFreeDnCNN",
     "BiasFreeUnet",

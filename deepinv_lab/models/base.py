@@ -1,31 +1,20 @@
 """The Model block base class: a learned network on real tensors ``(B, C, H, W)``.
 
-Every concrete Model registers itself by class name (see :data:`MODELS`) and provides
-:meth:`Model.example`, a small instance with a valid input, so that the test-suite checks every
-Model (forward, finite outputs, gradients) the day it is added.
+Every concrete Model provides :meth:`Model.example`, a small instance with a valid input: the
+test-suite finds every subclass (:func:`deepinv_lab.discovery.subclasses`) and checks it (forward,
+finite outputs, gradients) the day it is added.
 """
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 import torch
 from torch import nn
 
 from deepinv_lab.errors import UserError
 
-MODELS: dict[str, type[Model]] = {}
-
 
 class Model(nn.Module):
-    """Base class of Model blocks. Subclasses are registered in :data:`MODELS` by name."""
-
-    abstract: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("abstract", False):
-            MODELS[cls.__name__] = cls
+    """Base class of Model blocks: learned networks, selected in configs by class name."""
 
     def check_input(self, x: torch.Tensor, channels: int) -> None:
         """Raise a :class:`~deepinv_lab.errors.UserError` naming the model, the expected and the

@@ -71,8 +71,8 @@ class BiasFreeBatchNorm2d(nn.Module):
 class DnCNN(Model):
     """DnCNN (Zhang et al., 2017): a residual denoiser ``f(x) = x - r(x)``.
 
-    ``r`` estimates the noise with ``depth`` 3x3 convolutions: ``conv -> ReLU``, then
-    ``depth - 2`` times ``conv -> BN -> ReLU``, then ``conv``. Standard (``bias_free=False``):
+    ``r`` estimates the noise with ``num_layers`` 3x3 convolutions: ``conv -> ReLU``, then
+    ``num_layers - 2`` times ``conv -> BN -> ReLU``, then ``conv``. Standard (``bias_free=False``):
     ``nn.BatchNorm2d``, and a bias on the first and last convolutions only (the middle ones are
     followed by batch norm, whose shift makes a conv bias redundant). Bias-free
     (``bias_free=True``, Mohan et al., 2020): no conv bias anywhere and
@@ -81,8 +81,8 @@ class DnCNN(Model):
 
     Args:
         in_chans: image channels (input and output).
-        depth: number of convolutions (17 for DnCNN-S, 20 for blind DnCNN-B), at least 2.
-        channels: feature channels of the hidden layers.
+        num_layers: number of convolutions (17 for DnCNN-S, 20 for blind DnCNN-B), at least 2.
+        chans: feature channels of the hidden layers.
         bias_free: build the bias-free variant.
         batch_norm: ``False`` drops the normalisation layers (the middle convolutions then get
             a bias unless ``bias_free``): a network whose output does not depend on the batch,
@@ -97,38 +97,36 @@ class DnCNN(Model):
     def __init__(
         self,
         in_chans: int = 1,
-        depth: int = 20,
-        channels: int = 64,
+        num_layers: int = 20,
+        chans: int = 64,
         bias_free: bool = False,
         batch_norm: bool = True,
         residual: bool = True,
     ):
         super().__init__()
-        if depth < 2:
-            raise UserError(f"{type(self).__name__}: depth must be at least 2, got {depth}")
+        if num_layers < 2:
+            raise UserError(
+                f"{type(self).__name__}: num_layers must be at least 2, got {num_layers}"
+            )
         self.in_chans = in_chans
-        self.depth = depth
-        self.channels = channels
+        self.num_layers = num_layers
+        self.chans = chans
         self.bias_free = bias_free
         self.batch_norm = batch_norm
         self.residual = residual
         bias = not bias_free
         layers: list[nn.Module] = [
-            nn.Conv2d(in_chans, channels, kernel_size=3, padding=1, bias=bias),
+            nn.Conv2d(in_chans, chans, kernel_size=3, padding=1, bias=bias),
             nn.ReLU(inplace=True),
         ]
-        for _ in range(depth - 2):
+        for _ in range(num_layers - 2):
             layers.append(
-                nn.Conv2d(
-                    channels, channels, kernel_size=3, padding=1, bias=bias and not batch_norm
-                )
+                nn.Conv2d(chans, chans, kernel_size=3, padding=1, bias=bias and not batch_norm)
             )
             if batch_norm:
-                layers.append(
-                    BiasFreeBatchNorm2d(channels) if bias_free else nn.BatchNorm2d(channels)
-                )
+                layers.append(BiasFreeBatchNorm2d(chans) if bias_free else nn.BatchNorm2d(chans))
             layers.append(nn.ReLU(inplace=True))
-        layers.append(nn.Conv2d(channels, in_chans, kernel_size=3, padding=1, bias=bias))
+        layers.append(nn.Conv2d(chans, in_chans, kernel_size=3, padding=1, bias=bias))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +139,7 @@ class DnCNN(Model):
     @classmethod
     def example(cls) -> tuple[DnCNN, torch.Tensor]:
         """A 5-layer, 8-channel DnCNN on a ``(2, 1, 17, 13)`` input (odd size on purpose)."""
-        return cls(in_chans=1, depth=5, channels=8), torch.randn(2, 1, 17, 13)
+        return cls(in_chans=1, num_layers=5, chans=8), torch.randn(2, 1, 17, 13)
 
 
 class BiasFreeDnCNN(DnCNN):
@@ -150,16 +148,16 @@ class BiasFreeDnCNN(DnCNN):
     def __init__(
         self,
         in_chans: int = 1,
-        depth: int = 20,
-        channels: int = 64,
+        num_layers: int = 20,
+        chans: int = 64,
         bias_free: bool = True,
         batch_norm: bool = True,
         residual: bool = True,
     ):
         super().__init__(
             in_chans=in_chans,
-            depth=depth,
-            channels=channels,
+            num_layers=num_layers,
+            chans=chans,
             bias_free=bias_free,
             batch_norm=batch_norm,
             residual=residual,

@@ -27,12 +27,12 @@ class ResNetDenoiser(Model):
     Args:
         in_chans: image channels, input and output; 2 for a complex image as real/imag channels.
         num_layers: convolutions in ``N_w`` (MoDL: 5), at least 2.
-        channels: feature channels of the hidden layers (MoDL: 64).
+        chans: feature channels of the hidden layers (MoDL: 64).
 
     Shapes: ``(B, in_chans, H, W)`` -> ``(B, in_chans, H, W)``, any ``H, W``.
     """
 
-    def __init__(self, in_chans: int = 2, num_layers: int = 5, channels: int = 64):
+    def __init__(self, in_chans: int = 2, num_layers: int = 5, chans: int = 64):
         super().__init__()
         if num_layers < 2:
             raise UserError(
@@ -40,17 +40,17 @@ class ResNetDenoiser(Model):
             )
         self.in_chans = in_chans
         self.num_layers = num_layers
-        self.channels = channels
+        self.chans = chans
         layers: list[nn.Module] = []
         stage_in = in_chans
         for _ in range(num_layers - 1):
             layers += [
-                nn.Conv2d(stage_in, channels, kernel_size=3, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
+                nn.Conv2d(stage_in, chans, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(chans),
                 nn.ReLU(inplace=True),
             ]
-            stage_in = channels
-        layers.append(nn.Conv2d(channels, in_chans, kernel_size=3, padding=1))
+            stage_in = chans
+        layers.append(nn.Conv2d(chans, in_chans, kernel_size=3, padding=1))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,4 +61,4 @@ class ResNetDenoiser(Model):
     @classmethod
     def example(cls) -> tuple[ResNetDenoiser, torch.Tensor]:
         """A 3-layer, 8-channel denoiser on a ``(2, 2, 17, 13)`` input (odd size on purpose)."""
-        return cls(in_chans=2, num_layers=3, channels=8), torch.randn(2, 2, 17, 13)
+        return cls(in_chans=2, num_layers=3, chans=8), torch.randn(2, 2, 17, 13)

@@ -71,7 +71,7 @@ class SensitivityModel(Model):
 
     Args:
         chans: channels of the NormUnet's first stage.
-        num_pools: NormUnet down-/up-sampling stages.
+        num_pool_layers: NormUnet down-/up-sampling stages (fastMRI's ``num_pools``).
         in_chans, out_chans: real channels of the NormUnet; each coil image is one complex channel,
             so both are 2 (kept for fastMRI's signature).
         drop_prob: dropout probability.
@@ -84,7 +84,7 @@ class SensitivityModel(Model):
     def __init__(
         self,
         chans: int,
-        num_pools: int,
+        num_pool_layers: int,
         in_chans: int = 2,
         out_chans: int = 2,
         drop_prob: float = 0.0,
@@ -98,7 +98,7 @@ class SensitivityModel(Model):
             )
         self.mask_center = mask_center
         self.norm_unet = NormUnet(
-            chans, num_pools, in_chans=in_chans, out_chans=out_chans, drop_prob=drop_prob
+            chans, num_pool_layers, in_chans=in_chans, out_chans=out_chans, drop_prob=drop_prob
         )
 
     def forward(
@@ -136,5 +136,5 @@ class SensitivityModel(Model):
     @classmethod
     def example(cls) -> tuple[SensitivityModel, torch.Tensor]:
         """A small estimator (no center masking, so no mask is needed) on 3-coil k-space."""
-        model = cls(chans=4, num_pools=2, mask_center=False)
+        model = cls(chans=4, num_pool_layers=2, mask_center=False)
         return model, torch.randn(2, 3, 16, 12, dtype=torch.complex64)

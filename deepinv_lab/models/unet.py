@@ -203,7 +203,7 @@ class NormUnet(Model):
 
     Args:
         chans: channels of the U-Net's first stage.
-        num_pools: U-Net down-/up-sampling stages.
+        num_pool_layers: U-Net down-/up-sampling stages (fastMRI's ``num_pools``).
         in_chans: real input channels of the U-Net, ``2 * C`` for ``C`` complex channels.
         out_chans: real output channels, ``2 * C_out``.
         drop_prob: dropout probability.
@@ -215,7 +215,7 @@ class NormUnet(Model):
     def __init__(
         self,
         chans: int,
-        num_pools: int,
+        num_pool_layers: int,
         in_chans: int = 2,
         out_chans: int = 2,
         drop_prob: float = 0.0,
@@ -230,7 +230,7 @@ class NormUnet(Model):
             in_chans=in_chans,
             out_chans=out_chans,
             chans=chans,
-            num_pool_layers=num_pools,
+            num_pool_layers=num_pool_layers,
             drop_prob=drop_prob,
         )
 
@@ -260,4 +260,4 @@ class NormUnet(Model):
     @classmethod
     def example(cls) -> tuple[NormUnet, torch.Tensor]:
         """A small NormUnet on a ``(2, 1, 13, 18)`` complex input."""
-        return cls(chans=4, num_pools=2), torch.randn(2, 1, 13, 18, dtype=torch.complex64)
+        return cls(chans=4, num_pool_layers=2), torch.randn(2, 1, 13, 18, dtype=torch.complex64)

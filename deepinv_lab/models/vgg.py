@@ -138,5 +138,5 @@ class VGG19Features(Model):
     @classmethod
     def example(cls) -> tuple[VGG19Features, torch.Tensor]:
         model = cls(layer="conv2_2")
-        model.requires_grad_(True)  # the registry test checks gradients reach every parameter
+        model.requires_grad_(True)  # tests/test_models.py checks gradients reach every parameter
         return model, torch.rand(2, 3, 16, 12)

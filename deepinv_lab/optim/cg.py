@@ -38,7 +38,12 @@ from typing import Literal
 import torch
 
 from deepinv_lab.errors import UserError
-from deepinv_lab.optim.convergence import OnFailure, check_convergence, check_on_failure
+from deepinv_lab.optim.convergence import (
+    OnFailure,
+    SolveInfo,
+    check_convergence,
+    check_on_failure,
+)
 
 LinearOperator = Callable[[torch.Tensor], torch.Tensor]
 
@@ -74,7 +79,7 @@ def check_cg_args(
 
 
 @dataclass(frozen=True)
-class CGInfo:
+class CGInfo(SolveInfo):
     """What a conjugate-gradient solve did, per sample (detached tensors of shape ``(B,)``).
 
     Attributes:
@@ -88,14 +93,6 @@ class CGInfo:
     residual_norm: torch.Tensor
     relative_residual: torch.Tensor
     converged: torch.Tensor
-
-    def summary(self, prefix: str = "") -> dict[str, float]:
-        """``{prefix}iterations`` (mean over the batch) and ``{prefix}relative_residual`` (worst
-        sample), the numbers a Recon reports in its diagnostics."""
-        return {
-            f"{prefix}iterations": float(self.iterations.float().mean()),
-            f"{prefix}relative_residual": float(self.relative_residual.max()),
-        }
 
 
 def conjugate_gradient(

@@ -12,6 +12,10 @@ same way, through :func:`check_convergence`:
 ``on_failure`` selects what a missed tolerance does: ``"warn"`` (default), ``"raise"`` or
 ``"ignore"`` (for a deliberately fixed budget). A non-finite residual raises in every mode.
 
+Every solve also returns the same per-sample record, a :class:`SolveInfo` (``iterations``,
+``relative_residual``, ``converged``), whose :meth:`SolveInfo.summary` gives the numbers Recons log
+as diagnostics.
+
 A solver inside a training loop may miss its tolerance at every step; so that the console stays
 readable, the warnings of one solver are emitted at its 1st, 10th, 100th, ... miss, each saying how
 many there were (the residuals of every step are in the logged diagnostics).
@@ -34,6 +38,25 @@ ON_FAILURE = ("warn", "raise", "ignore")
 
 
 _misses: Counter[str] = Counter()
+
+
+class SolveInfo:
+    """What every iterative solve reports, per sample (detached tensors of shape ``(B,)``):
+    ``iterations``, ``relative_residual`` (the solver's own relative measure, see its module) and
+    ``converged`` (``relative_residual <= tol``). Solvers' info dataclasses derive from it and add
+    their own fields."""
+
+    iterations: torch.Tensor
+    relative_residual: torch.Tensor
+    converged: torch.Tensor
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """``{prefix}iterations`` (mean over the batch) and ``{prefix}relative_residual`` (worst
+        sample), the numbers a Recon reports in its diagnostics."""
+        return {
+            f"{prefix}iterations": float(self.iterations.double().mean()),
+            f"{prefix}relative_residual": float(self.relative_residual.max()),
+        }
 
 
 def reset_convergence_warnings() -> None:
@@ -59,7 +82,7 @@ def check_on_failure(on_failure: str, owner: str) -> None:
 def check_convergence(
     solver: str,
     iterations: torch.Tensor,
-    residual: torch.Tensor,
+    relative_residual: torch.Tensor,
     converged: torch.Tensor,
     tol: float,
     on_failure: OnFailure = "warn",
@@ -68,25 +91,26 @@ def check_convergence(
 
     Args:
         solver: name used in the message, e.g. ``"conjugate_gradient"``.
-        iterations, residual, converged: per-sample ``(B,)`` tensors of the solve.
-        tol: the tolerance the residual was compared with.
+        iterations, relative_residual, converged: per-sample ``(B,)`` tensors of the solve.
+        tol: the tolerance ``relative_residual`` was compared with.
         on_failure: ``"warn"``, ``"raise"`` or ``"ignore"``.
     """
-    finite = torch.isfinite(residual)
+    finite = torch.isfinite(relative_residual)
     if not bool(finite.all()):
         bad = int((~finite).nonzero()[0, 0])
         raise ConvergenceError(
-            f"{solver}: non-finite residual ({float(residual[bad])}) for sample {bad} after "
-            f"{int(iterations[bad])} iterations; check the inputs, the step sizes and that the "
-            "operator is positive definite / the iteration is contractive"
+            f"{solver}: non-finite residual ({float(relative_residual[bad])}) for sample {bad} "
+            f"after {int(iterations[bad])} iterations; check the inputs, the step sizes and that "
+            "the operator is positive definite / the iteration is contractive"
         )
     if on_failure == "ignore" or bool(converged.all()):
         return
-    worst = int(torch.argmax(torch.where(converged, torch.zeros_like(residual), residual)))
+    unconverged = torch.where(converged, torch.zeros_like(relative_residual), relative_residual)
+    worst = int(torch.argmax(unconverged))
     message = (
         f"{solver}: {int((~converged).sum())} of {converged.numel()} samples did not reach "
-        f"tol={tol:g}; worst: sample {worst} at residual {float(residual[worst]):.3e} after "
-        f"{int(iterations[worst])} iterations"
+        f"tol={tol:g}; worst: sample {worst} at residual {float(relative_residual[worst]):.3e} "
+        f"after {int(iterations[worst])} iterations"
     )
     if on_failure == "raise":
         raise ConvergenceError(message)

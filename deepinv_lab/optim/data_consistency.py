@@ -132,6 +132,10 @@ class GradientDescentStep(nn.Module):
     def step_size(self) -> torch.Tensor:
         return self.log_step_size.exp()
 
+    def diagnostics(self, prefix: str = "gradient_step/") -> dict[str, float]:
+        """``eta`` as ``{prefix}step_size``."""
+        return {f"{prefix}step_size": float(self.step_size.detach())}
+
     def forward(
         self, x: torch.Tensor, adjoint_y: torch.Tensor, normal: NormalOperator
     ) -> torch.Tensor:

@@ -32,11 +32,13 @@ find it) when ``f`` is contractive at ``x*``, as it must be for the forward iter
 i.e. the Neumann series of ``(I - J^T)^{-1}`` is cut after its first term. Cheaper (no backward
 solve) and a descent direction under contractivity, but not the exact gradient.
 
-**Statistics.** :attr:`DeepEquilibrium.stats` is a dict of floats updated in place:
-``forward_iterations`` (mean over the batch), ``forward_residual`` (max over the batch), and, when
-the implicit backward hook has run, ``backward_iterations`` and ``backward_residual``. A Recon
-built on this block exposes them (e.g. as its own ``stats``) so that the training module can log
-them. The forward entries describe the last forward call, the backward entries the last
+**Diagnostics.** ``last_info`` and ``last_backward_info`` hold the
+:class:`~deepinv_lab.optim.fixed_point.FixedPointInfo` of the last forward solve and of the last
+implicit backward solve; :meth:`DeepEquilibrium.diagnostics` summarises them as ``deq/iterations``
+(mean over the batch), ``deq/relative_residual`` (worst sample), ``deq/backward_iterations`` and
+``deq/backward_relative_residual``, the keys of a CG block's diagnostics under another prefix. A
+Recon built on this block returns them from its own ``diagnostics()`` so that the training module
+logs them. The forward entries describe the last forward call, the backward entries the last
 backward pass (so, read in a training step before ``backward``, those of the previous step).
 
 Second-order gradients (``create_graph=True`` through the implicit backward) are not supported:
@@ -52,7 +54,12 @@ from torch import nn
 
 from deepinv_lab.errors import UserError
 from deepinv_lab.optim.convergence import OnFailure, check_on_failure
-from deepinv_lab.optim.fixed_point import SOLVERS, check_fixed_point_args, solve_fixed_point
+from deepinv_lab.optim.fixed_point import (
+    SOLVERS,
+    FixedPointInfo,
+    check_fixed_point_args,
+    solve_fixed_point,
+)
 
 BACKWARDS = ("implicit", "jfb")
 
@@ -129,7 +136,8 @@ class DeepEquilibrium(nn.Module):
         self.relaxation = relaxation
         self.anderson_memory = anderson_memory
         self.on_failure = on_failure
-        self.stats: dict[str, float] = {}
+        self.last_info: FixedPointInfo | None = None
+        self.last_backward_info: FixedPointInfo | None = None
 
     def extra_repr(self) -> str:
         return (
@@ -137,9 +145,18 @@ class DeepEquilibrium(nn.Module):
             f"backward={self.backward!r}"
         )
 
+    def diagnostics(self, prefix: str = "deq/") -> dict[str, float]:
+        """The latest forward and backward solves (:meth:`FixedPointInfo.summary`)."""
+        out: dict[str, float] = {}
+        if self.last_info is not None:
+            out.update(self.last_info.summary(prefix))
+        if self.last_backward_info is not None:
+            out.update(self.last_backward_info.summary(f"{prefix}backward_"))
+        return out
+
     def _solve(
         self, f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, backward: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, FixedPointInfo]:
         solver = self.backward_solver if backward else self.solver
         x, info = solve_fixed_point(
             f,
@@ -152,7 +169,7 @@ class DeepEquilibrium(nn.Module):
             on_failure=self.on_failure,
             name=f"{type(self).__name__} {'backward' if backward else 'forward'} ({solver})",
         )
-        return x, info.iterations, info.residual
+        return x, info
 
     def forward(self, f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor) -> torch.Tensor:
         """The fixed point of ``f`` reached from ``x0``.
@@ -167,9 +184,7 @@ class DeepEquilibrium(nn.Module):
             backward is the implicit (or JFB) gradient.
         """
         with torch.no_grad():
-            x_star, iterations, residual = self._solve(f, x0.detach(), backward=False)
-        self.stats["forward_iterations"] = float(iterations.double().mean())
-        self.stats["forward_residual"] = float(residual.max())
+            x_star, self.last_info = self._solve(f, x0.detach(), backward=False)
         if not torch.is_grad_enabled():
             return x_star
         x_in = x_star.detach().requires_grad_()
@@ -185,9 +200,7 @@ class DeepEquilibrium(nn.Module):
                 (vjp,) = torch.autograd.grad(z, x_in, u, retain_graph=True, allow_unused=True)
                 return grad if vjp is None else vjp + grad
 
-            u, iterations, residual = self._solve(adjoint_map, grad, backward=True)
-            self.stats["backward_iterations"] = float(iterations.double().mean())
-            self.stats["backward_residual"] = float(residual.max())
+            u, self.last_backward_info = self._solve(adjoint_map, grad, backward=True)
             return u
 
         # The hook goes on a view of z, not on z: the vector-Jacobian products start at z, and a

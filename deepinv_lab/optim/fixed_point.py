@@ -16,8 +16,8 @@ relative, it does not depend on the scale of the images; a map whose fixed point
 is the exception (``r`` stays near ``||f(x) - x|| / ||f(x)||`` as ``x -> 0``), so shift such a
 problem. A sample whose residual is at most ``tol`` is **frozen**: its iterate no longer changes
 while the others go on, and the loop ends when every sample has converged or after ``max_iter``
-updates. The returned ``x`` is the last iterate of each sample, and ``info.residual`` is the
-residual of that very ``x``.
+updates. The returned ``x`` is the last iterate of each sample, and ``info.relative_residual`` is
+the residual of that very ``x``.
 
 ``f`` is always applied to the whole batch (it typically closes over per-sample data such as
 measurements ``y`` or a System, which cannot be subset), so a frozen sample still costs compute;
@@ -37,29 +37,34 @@ from numbers import Real
 import torch
 
 from deepinv_lab.errors import UserError
-from deepinv_lab.optim.convergence import OnFailure, check_convergence, check_on_failure
+from deepinv_lab.optim.convergence import (
+    OnFailure,
+    SolveInfo,
+    check_convergence,
+    check_on_failure,
+)
 
 FixedPointMap = Callable[[torch.Tensor], torch.Tensor]
 SOLVERS = ("anderson", "picard")
 
 
 @dataclass(frozen=True)
-class FixedPointInfo:
+class FixedPointInfo(SolveInfo):
     """What a fixed-point solve did, per sample (detached tensors of shape ``(B,)``).
 
     Attributes:
         iterations: updates applied to the sample's iterate (0 if ``x0`` already satisfied
             ``tol``); the sample was frozen afterwards.
-        residual: relative residual ``||f(x) - x|| / (||f(x)|| + eps)`` of the returned ``x``
-            (see the module docstring).
-        converged: whether ``residual <= tol``.
-        history: the largest residual over the batch before the first update and after each
+        relative_residual: ``||f(x) - x|| / (||f(x)|| + eps)`` of the returned ``x`` (see the
+            module docstring).
+        converged: whether ``relative_residual <= tol``.
+        history: the largest relative residual over the batch before the first update and after each
             update (``len(history) = iterations.max() + 1``); a plain list of floats for plots
             and benchmarks.
     """
 
     iterations: torch.Tensor
-    residual: torch.Tensor
+    relative_residual: torch.Tensor
     converged: torch.Tensor
     history: list[float] = field(default_factory=list)
 
@@ -181,7 +186,7 @@ class _Loop:
     def info(self) -> FixedPointInfo:
         return FixedPointInfo(
             iterations=self.iterations,
-            residual=self.residual,
+            relative_residual=self.residual,
             converged=self.residual <= self.tol,
             history=self.history,
         )
@@ -359,6 +364,6 @@ def solve_fixed_point(
     else:
         x, info = picard(f, x0, tol, max_iter, relaxation)
     check_convergence(
-        name or solver, info.iterations, info.residual, info.converged, tol, on_failure
+        name or solver, info.iterations, info.relative_residual, info.converged, tol, on_failure
     )
     return x, info

@@ -48,8 +48,11 @@ class DEQ(SolutionRecon):
             ``"ignore"``); a non-finite residual always raises.
         magnitude: return ``|x*|``.
 
-    :meth:`diagnostics` reports the forward and backward iteration counts and residuals, which
-    the training module logs as ``train/deq/*`` and ``val/deq/*``.
+    :meth:`diagnostics` reports the forward and backward iteration counts and relative residuals
+    (``deq/iterations``, ``deq/relative_residual``, ``deq/backward_iterations``,
+    ``deq/backward_relative_residual``) and the weight of ``T`` (``gradient_step/step_size``, or
+    ``cg/damping`` and the CG numbers), which the training module logs under ``train/`` and
+    ``val/``.
     """
 
     def __init__(
@@ -114,9 +117,9 @@ class DEQ(SolutionRecon):
         return self.deq(step, adjoint_y)
 
     def diagnostics(self) -> dict[str, float]:
-        out = {f"deq/{name}": float(value) for name, value in self.deq.stats.items()}
+        out = self.deq.diagnostics()
         if isinstance(self.iteration, ModlIteration):
             out.update(self.iteration.data_consistency.diagnostics())
         else:
-            out["step_size"] = float(self.iteration.gradient_step.step_size.detach())
+            out.update(self.iteration.gradient_step.diagnostics())
         return out

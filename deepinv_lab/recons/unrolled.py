@@ -107,5 +107,6 @@ class UnrolledProximalGradient(_UnrolledRecon):
         self.magnitude = magnitude
 
     def diagnostics(self) -> dict[str, float]:
-        steps = [step.gradient_step.step_size for step in self.unrolled.iterations]
-        return {"step_size": float(torch.stack(steps).mean().detach())}
+        # each iteration's gradient_step/step_size, averaged over the iterations
+        steps = [step.gradient_step.diagnostics() for step in self.unrolled.iterations]
+        return {key: sum(step[key] for step in steps) / len(steps) for key in steps[0]}

@@ -6,7 +6,9 @@ algebra follows, as in SigPy's ``Linop``:
 * ``A.H`` -- the adjoint as a System (``A.H.H`` is ``A`` again),
 * ``A.N`` -- the normal operator ``A^H A``,
 * ``A @ B`` -- composition ``x -> A(B(x))``,
-* ``a * A``, ``A + B``, ``A - B``, ``-A`` -- scalar multiples and sums,
+* ``a * A``, ``A + B``, ``A - B``, ``-A`` -- multiples and sums; ``a`` is a number, a 0-d
+  tensor or one factor per sample (a ``(B,)`` tensor). ``A * x`` with an image ``x`` is an error:
+  ``A(x)`` applies ``A``,
 * ``A.adjointness_error(x)`` -- ``|<Ax, y> - <x, A^H y>|`` relative to ``|<Ax, y>|`` for a random
   ``y``: zero up to rounding for a correct adjoint, 1e-2 for an adjoint 1% off.
 
@@ -40,6 +42,8 @@ class System(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
 
     def to(self, *args, **kwargs):
+        # nn.Module.to's own argument parser: the one way to read every form of .to()'s arguments
+        # (device, dtype, tensor, memory_format) exactly as torch does
         device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
         if dtype is None:
             return super().to(*args, **kwargs)
@@ -102,6 +106,7 @@ class LinearSystem(System):
         return Composition([self, other])
 
     def __mul__(self, scale: Number | torch.Tensor) -> LinearSystem:
+        """``scale * A`` (see :class:`Scaled`); a data tensor raises, ``A(x)`` applies ``A``."""
         if isinstance(scale, (Number, torch.Tensor)):
             return Scaled(self, scale)
         return NotImplemented
@@ -138,8 +143,12 @@ class LinearSystem(System):
             )
         # Inner products in double precision, relative to their size: a 1% error in the adjoint
         # reads 1e-2, while the operator's own rounding reads about its dtype's epsilon.
-        lhs = torch.vdot(_flatten(ax).to(torch.complex128), _flatten(y).to(torch.complex128))
-        rhs = torch.vdot(_flatten(x).to(torch.complex128), _flatten(ahy).to(torch.complex128))
+        lhs = torch.vdot(
+            flatten_parts(ax).to(torch.complex128), flatten_parts(y).to(torch.complex128)
+        )
+        rhs = torch.vdot(
+            flatten_parts(x).to(torch.complex128), flatten_parts(ahy).to(torch.complex128)
+        )
         scale = max(float(lhs.abs()), float(rhs.abs()), 1e-300)
         return float((lhs - rhs).abs()) / scale
 
@@ -164,8 +173,9 @@ def _shapes(t):
     return tuple(t.shape)
 
 
-def _flatten(t) -> torch.Tensor:
-    """One 1D tensor from a tensor or a tuple of tensors."""
+def flatten_parts(t: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """One 1D tensor from a tensor or a tuple of tensors (the outputs of a ``Stack``), in their
+    promoted dtype."""
     if isinstance(t, (tuple, list)):
         dtype = functools.reduce(torch.promote_types, [part.dtype for part in t])
         return torch.cat([part.flatten().to(dtype) for part in t])
@@ -219,9 +229,7 @@ class Adjoint(LinearSystem):
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
-        from deepinv_lab.systems.mri import MultiCoilMRI
-
-        system, x = MultiCoilMRI.example(batch_size, dtype)
+        system, x = _example_operand(batch_size, dtype)
         return cls(system), system(x)
 
 
@@ -240,9 +248,7 @@ class Normal(LinearSystem):
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
-        from deepinv_lab.systems.mri import MultiCoilMRI
-
-        system, x = MultiCoilMRI.example(batch_size, dtype)
+        system, x = _example_operand(batch_size, dtype)
         return cls(system), x
 
 
@@ -253,7 +259,7 @@ class Composition(LinearSystem):
         super().__init__()
         flat: list[LinearSystem] = []
         for system in systems:
-            # Flatten plain compositions only; subclasses (MultiCoilMRI) keep their identity.
+            # Flatten plain compositions only; named subclasses keep their identity.
             flat.extend(system.systems if type(system) is Composition else [system])
         if not flat:
             raise UserError("Composition: systems must hold at least one System, got none")
@@ -271,32 +277,58 @@ class Composition(LinearSystem):
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
-        from deepinv_lab.systems.mri import FFT2, CoilSensitivity
+        from deepinv_lab.systems.masking import Inpainting, random_pixel_mask
 
-        coils, x = CoilSensitivity.example(batch_size, dtype)
-        return cls([FFT2(), coils]), x
+        matrix, x = _example_operand(batch_size, dtype)
+        mask = random_pixel_mask((batch_size, 1, *x.shape[-2:]), keep_fraction=0.5)
+        return cls([matrix, Inpainting(mask)]), x
 
 
 class Scaled(LinearSystem):
-    """``a A`` for a scalar ``a`` (a Python number or a 0-d / broadcastable tensor)."""
+    """``a A``: every output of ``A`` times ``a``, or sample ``b`` times ``a_b``.
+
+    ``scale`` is a Python number, a 0-d tensor, or a ``(B,)`` tensor of one factor per sample
+    (broadcast over the other dimensions of ``A``'s output ``(B, ...)``; a ``(1,)`` tensor serves
+    any batch). Anything else raises a :class:`~deepinv_lab.errors.UserError`: ``A * x`` with an
+    image ``x`` is a mistake for ``A(x)``.
+    """
 
     def __init__(self, system: LinearSystem, scale: Number | torch.Tensor):
         super().__init__()
+        scale = torch.as_tensor(scale)
+        if scale.ndim > 1:
+            raise UserError(
+                f"{type(system).__name__} * tensor of shape {tuple(scale.shape)}: '*' scales a "
+                "System by a number, a 0-d tensor or one factor per sample (B,); to apply the "
+                "System to x, call A(x)"
+            )
         self.system = system
-        self.register_buffer("scale", torch.as_tensor(scale))
+        self.register_buffer("scale", scale)
+
+    def _factor(self, out: torch.Tensor) -> torch.Tensor:
+        """``scale`` shaped to broadcast against the batch ``out`` ``(B, ...)``."""
+        if self.scale.ndim == 0:
+            return self.scale
+        if self.scale.shape[0] not in (1, out.shape[0]):
+            raise ValueError(
+                f"Scaled: {self.scale.shape[0]} per-sample factors for an output of shape "
+                f"{tuple(out.shape)}; expected one per sample ({out.shape[0]},) or a single one"
+            )
+        return self.scale.reshape(-1, *([1] * (out.ndim - 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scale * self.system(x)
+        out = self.system(x)
+        return self._factor(out) * out
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self.scale.conj() * self.system.adjoint(y)
+        out = self.system.adjoint(y)
+        return self._factor(out).conj() * out
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
-        from deepinv_lab.systems.mri import MultiCoilMRI
-
-        system, x = MultiCoilMRI.example(batch_size, dtype)
-        return cls(system, torch.tensor(0.5 - 2.0j, dtype=dtype)), x
+        system, x = _example_operand(batch_size, dtype)
+        factors = torch.tensor([0.5 - 2.0j, -1.5 + 0.25j], dtype=complex_dtype(dtype))
+        return cls(system, factors.repeat(batch_size)[:batch_size]), x
 
 
 class Sum(LinearSystem):
@@ -320,10 +352,8 @@ class Sum(LinearSystem):
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
-        from deepinv_lab.systems.mri import MultiCoilMRI
-
-        first, x = MultiCoilMRI.example(batch_size, dtype)
-        second, _ = MultiCoilMRI.example(batch_size, dtype)
+        first, x = _example_operand(batch_size, dtype)
+        second, _ = _example_operand(batch_size, dtype)
         return cls([first, 2.0 * second]), x
 
 
@@ -366,10 +396,16 @@ class Stack(LinearSystem):
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
-        from deepinv_lab.systems.mri import MultiCoilMRI
-
-        system, x = MultiCoilMRI.example(batch_size, dtype)
+        system, x = _example_operand(batch_size, dtype)
         return cls([system, 0.5 * Identity()]), x
+
+
+def _example_operand(batch_size: int, dtype: torch.dtype) -> tuple[LinearSystem, torch.Tensor]:
+    """A dense random matrix (:class:`~deepinv_lab.systems.cs.CompressedSensing`), a System with
+    nothing special about it, and an input for it: what the algebra's examples are built on."""
+    from deepinv_lab.systems.cs import CompressedSensing
+
+    return CompressedSensing.example(batch_size, dtype)
 
 
 def _check_same_shapes(outputs: list[torch.Tensor], owner: str, what: str) -> None:
