@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument(
         "--finetune",
         default="supervised",
-        help="strategies, ';' between alternatives: 'supervised;measurement;distillation'",
+        help="strategies, ';' between alternatives: 'supervised;ssdu;distillation'",
     )
     parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
     parser.add_argument("--importance", default="l1")

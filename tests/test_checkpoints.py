@@ -19,20 +19,17 @@ from deepinv_lab.checkpoints import (
 )
 from deepinv_lab.errors import UserError
 from deepinv_lab.models import RCAN
-from deepinv_lab.pruning.finetune import FineTuneModule
 from deepinv_lab.pruning.structured import block_inputs, prunable_blocks, prune_blocks
-from deepinv_lab.recons import Refinement, VarNet
+from deepinv_lab.recons import Refinement
 from deepinv_lab.training.gan import GANModule
 from deepinv_lab.training.module import ReconModule
+from deepinv_lab.training.objectives import Distillation
+from tests.tiny import varnet as tiny_varnet
 
 
 @pytest.fixture(scope="module")
 def batch(mri_batch):
     return mri_batch
-
-
-def tiny_varnet() -> VarNet:
-    return VarNet(num_cascades=2, chans=8, pools=2, sens_chans=4, sens_pools=1)
 
 
 @pytest.fixture(scope="module")
@@ -128,21 +125,19 @@ def test_gan_generator_checkpoint(pruned, batch):
 
 def test_distillation_teacher(pruned, batch):
     path, expected = pruned
-    module = FineTuneModule(
-        recon=tiny_varnet(), strategies={"distillation": 1.0}, teacher=str(path)
-    )
+    module = ReconModule(recon=tiny_varnet(), objectives=[Distillation(str(path))])
     module.setup("fit")
-    torch.testing.assert_close(output(module.teacher_recon, batch), expected)
+    torch.testing.assert_close(output(module.objectives[0].teacher_recon, batch), expected)
     assert not has_pruned_architecture(module.recon)  # the student keeps its own
 
 
 def test_a_mismatched_checkpoint_names_the_option_the_file_and_the_layers(pruned):
     path, _ = pruned
-    other = VarNet(num_cascades=3, chans=8, pools=2, sens_chans=4, sens_pools=1)
+    other = tiny_varnet(num_cascades=3)
     with pytest.raises(UserError, match=r"recon_checkpoint: .*pruned.ckpt.*cascades\.2"):
         load_recon_weights(other, path, "recon_checkpoint")
     unpruned = {"state_dict": {f"recon.{k}": v for k, v in tiny_varnet().state_dict().items()}}
-    wider = VarNet(num_cascades=2, chans=12, pools=2, sens_chans=4, sens_pools=1)
+    wider = tiny_varnet(chans=12)
     with pytest.raises(UserError, match=r"init_from: .*shape mismatch.*in the file.*here"):
         load_recon_weights(wider, "x.ckpt", "init_from", checkpoint=unpruned)
 

@@ -214,7 +214,7 @@ def test_discriminator_step_gives_the_generator_no_gradient():
     torch.manual_seed(0)
     module = GANModule(recon=_generator(), discriminator=_TinyDiscriminator())
     batch = next(iter(_loader()))
-    output = module._reconstruct(batch)
+    output = module.reconstruct(batch)
     d_fake = module.discriminator(output.detach())
     d_real = module.discriminator(batch["target"])
     loss = nn.functional.binary_cross_entropy_with_logits(

@@ -13,7 +13,7 @@ from deepinv_lab.grid.collect import collect
 REPO = Path(__file__).parents[1]
 SIZE = "data.init_args.train_size"
 BATCH = "data.init_args.batch_size"
-CHANNELS = "model.init_args.recon.init_args.model.init_args.channels"
+CHANS = "model.init_args.recon.init_args.model.init_args.chans"
 TINY = {
     "seed_everything": 0,
     "trainer": {
@@ -37,7 +37,7 @@ TINY = {
                 "init_args": {
                     "model": {
                         "class_path": "deepinv_lab.models.BiasFreeDnCNN",
-                        "init_args": {"in_chans": 1, "depth": 2, "channels": 4},
+                        "init_args": {"in_chans": 1, "num_layers": 2, "chans": 4},
                     }
                 },
             },
@@ -135,7 +135,7 @@ def test_grid_runs_records_failures_skips_completed_and_resumes(base, tmp_path, 
     [
         ({"data.init_args.trainsize": [4]}, "did you mean 'data.init_args.train_size'"),
         ({SIZE: []}, "the list of values is empty"),
-        ({CHANNELS: ["many"]}, f"grid key '{CHANNELS}': value \"many\" does not fit"),
+        ({CHANS: ["many"]}, f"grid key '{CHANS}': value \"many\" does not fit"),
         ({"trainer.logger": [None]}, "the grid sets the logger of every run"),
         ({"fixed": {"trainer.max_step": 3}, SIZE: [4]}, "'trainer.max_step' is not in the config"),
     ],
@@ -158,7 +158,7 @@ def test_shared_checkpoint_directory_is_rejected(tmp_path, capsys):
 
 
 def test_dry_run_and_slurm_script_start_no_run(base, tmp_path, capsys):
-    grid = write(tmp_path / "grid.json", {SIZE: [4, 8], CHANNELS: [2, 4], "sample": {"n": 3}})
+    grid = write(tmp_path / "grid.json", {SIZE: [4, 8], CHANS: [2, 4], "sample": {"n": 3}})
     out = tmp_path / "out"
     args = ["grid", "--config", str(base), "--grid", str(grid), "--out", str(out)]
     assert main([*args, "--dry-run"]) == 0
@@ -168,7 +168,12 @@ def test_dry_run_and_slurm_script_start_no_run(base, tmp_path, capsys):
     script = (out / "grid.sbatch").read_text()
     numbers = [p["number"] for p in json.loads((out / "grid.json").read_text())["points"]]
     assert len(numbers) == 3
-    assert f"#SBATCH --array={','.join(map(str, numbers))}" in script or "-" in script
+    (array,) = [line for line in script.splitlines() if line.startswith("#SBATCH --array=")]
+    tasks = set()
+    for part in array.removeprefix("#SBATCH --array=").split(","):  # "1-3,5": 1, 2, 3, 5
+        first, _, last = part.partition("-")
+        tasks.update(range(int(first), int(last or first) + 1))
+    assert tasks == set(numbers)  # one array task per sampled point
     assert "#SBATCH --partition=gpu" in script and "--no-test" in script
     assert str(base.resolve()) in script and (out / "slurm").is_dir()
     assert not [p for p in out.iterdir() if p.name.startswith("E")]  # nothing ran
@@ -196,16 +201,16 @@ def test_example_grids_resolve(grid, capsys):
 
 
 def test_an_unfinished_run_of_another_config_is_not_resumed(tmp_path, capsys):
-    from deepinv_lab.grid.commands import _check_existing
+    from deepinv_lab.grid.commands import check_existing_run
     from deepinv_lab.grid.rundir import RunDirectory
     from deepinv_lab.grid.spec import Point
 
     run = RunDirectory(tmp_path, "E001_t4")
     config = {"trainer": {"max_steps": 2, "logger": "a"}, "data": {"x": 1}}
     run.start(Point(1, "E001_t4", {SIZE: 4}), config)
-    _check_existing(run, {**config, "trainer": {"max_steps": 2, "logger": "b"}})  # same run
+    check_existing_run(run, {**config, "trainer": {"max_steps": 2, "logger": "b"}})  # same run
     with pytest.raises(ValueError, match="holds an unfinished run of a different config"):
-        _check_existing(run, {**config, "data": {"x": 2}})
+        check_existing_run(run, {**config, "data": {"x": 2}})
     run.write_status(stages_done=["fit"])
-    _check_existing(run, {**config, "data": {"x": 2}})  # fitted: kept, with a note
+    check_existing_run(run, {**config, "data": {"x": 2}})  # fitted: kept, with a note
     assert "was trained with a different config" in capsys.readouterr().out

@@ -5,6 +5,7 @@ input."""
 import csv
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,13 @@ import torch
 from deepinv_lab.cli import main
 from deepinv_lab.pruning.options import PruneOptions
 from deepinv_lab.pruning.structured import PruningError
+from tests import tiny
 from tests.test_configs import TINY
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 QUICK = ["--prune.val_batches=1", "--prune.repeats=1", "--prune.warmup=0"]
-TRAIN = [
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-]
+#: the fit validates on the whole set (1.0), as prune does with prune.val_batches=null
+TRAIN = tiny.overrides("trainer", {**tiny.TRAINER, "limit_val_batches": 1.0})
 
 
 def trained(name: str, root: Path) -> Path:
@@ -58,8 +55,11 @@ def rows(path: Path) -> list[dict]:
 @pytest.mark.parametrize("name", ["varnet", "deq", "rcan_sr"])
 def test_prune_writes_a_smaller_checkpoint_that_test_loads(name, tmp_path, capsys):
     checkpoint = trained(name, tmp_path / "train")
+    fitted_psnr = float(capsys.readouterr().out.rsplit("val/psnr=", 1)[1].split()[0])
     before = digest(checkpoint)
-    assert prune(name, checkpoint, tmp_path / "out", "--prune.ratio=0.5") == 0
+    # on the whole validation set (not QUICK's one batch), which test evaluates too
+    whole = "--prune.val_batches=null"
+    assert prune(name, checkpoint, tmp_path / "out", "--prune.ratio=0.5", whole) == 0
     assert digest(checkpoint) == before  # the input is only read
     pruned = tmp_path / "out" / "ratio_0.50" / "pruned.ckpt"
     table = rows(tmp_path / "out" / "report.csv")
@@ -67,20 +67,23 @@ def test_prune_writes_a_smaller_checkpoint_that_test_loads(name, tmp_path, capsy
     unpruned, small = table
     assert int(small["prior_params"]) < int(unpruned["prior_params"])
     assert float(small["gmacs"]) < float(unpruned["gmacs"])
-    for row in table:
-        assert float(row["latency_cpu_ms"]) > 0 and float(row["val_psnr"]) > 0
+    # the unpruned row measures the checkpoint as its fit left it (the fit prints 4 digits)
+    assert float(unpruned["val_psnr"]) == pytest.approx(fitted_psnr, rel=1e-3)
+    speedup = float(small["unpruned_cpu_ms"]) / float(small["latency_cpu_ms"])
+    assert float(small["speedup_cpu"]) == pytest.approx(speedup)
     assert "ratio" in capsys.readouterr().out
     # the pruned architecture travels with the checkpoint: test loads it with the same config
+    # and measures the PSNR that prune reported for the pruned model
     test = ["test", "--config", str(CONFIGS / f"{name}.json"), "--ckpt_path", str(pruned),
-            *TINY[name], "--trainer.limit_test_batches=1",
-            f"--trainer.logger.init_args.save_dir={tmp_path / 'test'}"]  # fmt: skip
+            *TINY[name], f"--trainer.logger.init_args.save_dir={tmp_path / 'test'}"]  # fmt: skip
     assert main(test) == 0
-    out = capsys.readouterr().out
-    psnr = float(out.split("test/psnr=")[1].split()[0])
-    assert psnr > 0
+    (metrics,) = (tmp_path / "test").rglob("test_metrics.json")
+    psnr = json.loads(metrics.read_text())["mean"]["test/psnr"]
+    assert psnr == pytest.approx(float(small["val_psnr"]), rel=1e-5)
+    printed = float(capsys.readouterr().out.split("test/psnr=")[1].split()[0])
     # and alone: the pruned checkpoint keeps the run config of the checkpoint it came from
-    assert main(["test", "--ckpt_path", str(pruned), "--trainer.limit_test_batches=1"]) == 0
-    assert float(capsys.readouterr().out.split("test/psnr=")[1].split()[0]) == psnr
+    assert main(["test", "--ckpt_path", str(pruned)]) == 0
+    assert float(capsys.readouterr().out.split("test/psnr=")[1].split()[0]) == printed
 
 
 def test_a_sweep_reports_every_ratio_plots_and_resumes(varnet_checkpoint, tmp_path, capsys):
@@ -133,9 +136,14 @@ def test_prune_fine_tunes_and_reports_the_three_stages(varnet_checkpoint, tmp_pa
     assert [r["stage"] for r in table] == ["unpruned", "pruned", "finetuned"]
     config = json.loads((out / "ratio_0.50" / "finetune.json").read_text())
     init_args = config["model"]["init_args"]
-    assert config["model"]["class_path"].endswith("FineTuneModule")
-    assert init_args["strategies"] == {"supervised": 1.0, "distillation": 1.0}
-    assert init_args["teacher"] == str(varnet_checkpoint.resolve())
+    assert config["model"]["class_path"] == "deepinv_lab.training.module.ReconModule"
+    assert init_args["objectives"] == [
+        {"class_path": "deepinv_lab.training.objectives.Supervised", "init_args": {"weight": 1.0}},
+        {
+            "class_path": "deepinv_lab.training.objectives.Distillation",
+            "init_args": {"weight": 1.0, "teacher": str(varnet_checkpoint.resolve())},
+        },
+    ]
     assert Path(table[2]["checkpoint"]).is_file()
     assert table[2]["params"] == table[1]["params"]
 
@@ -180,14 +188,14 @@ def test_options_from_the_config_section_and_the_command_line(tmp_path):
     from deepinv_lab.pruning.options import add_prune_arguments
 
     config = json.loads((CONFIGS / "varnet.json").read_text())
-    config["prune"] = {"ratios": "0.3,0.1", "finetune": {"measurement": 2}, "repeats": 3}
+    config["prune"] = {"ratios": "0.3,0.1", "finetune": {"ssdu": 2}, "repeats": 3}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     parser = config_parser(add_prune_arguments)
     parsed = parser.parse_args(["fit", "--config", str(path), "--prune.include_sensitivity=true"])
     options = PruneOptions(**parsed.fit.prune.as_dict())
     assert options.sweep == [0.1, 0.3] and options.repeats == 3
-    assert options.finetune == {"measurement": 2.0} and options.include_sensitivity is True
+    assert options.finetune == {"ssdu": 2.0} and options.include_sensitivity is True
     assert PruneOptions(ratio=0.5, finetune="none").finetune == {}
     assert PruneOptions(ratio=0.5, finetune="supervised,distillation").finetune == {
         "supervised": 1.0,
@@ -220,7 +228,14 @@ def test_macs_count_every_call_in_closed_form():
     def run(name):
         calls[name] += 1
 
-    timed = time_interleaved(
-        {name: lambda name=name: run(name) for name in calls}, torch.device("cpu"), 2, 3
-    )
-    assert calls == {"a": 5, "b": 5} and timed["a"].repeats == 3 and timed["b"].median_ms >= 0
+    def run_slowly(name):
+        run(name)
+        time.sleep(0.002)
+
+    runs = {"a": lambda: run("a"), "b": lambda: run_slowly("b")}
+    timed = time_interleaved(runs, torch.device("cpu"), 2, 3)
+    assert calls == {"a": 5, "b": 5} and timed["a"].repeats == 3
+    assert timed["b"].min_ms >= 2.0  # in milliseconds, each run timed on its own
+    assert timed["a"].median_ms < timed["b"].median_ms
+    for latency in timed.values():
+        assert latency.min_ms <= latency.median_ms <= latency.max_ms

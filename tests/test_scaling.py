@@ -11,9 +11,9 @@ from deepinv_lab.grid.scaling import (
     Curve,
     PowerLaw,
     ScalingError,
-    _metric_from_gap,
     fit_power_law,
     format_fits,
+    metric_from_gap,
     metric_gap,
     plot_scaling,
     scaling_curves,
@@ -108,7 +108,7 @@ def test_metric_gap_with_reference_and_unknown_metric():
 )
 def test_metric_from_gap_inverts_metric_gap(metric, values, reference):
     gaps, _ = metric_gap(metric, values, reference)
-    recovered = _metric_from_gap(metric, gaps, reference, float(np.mean(values)))
+    recovered = metric_from_gap(metric, gaps, reference, float(np.mean(values)))
     np.testing.assert_allclose(recovered, values, rtol=1e-12)
 
 
@@ -228,7 +228,7 @@ def test_psnr_linear_in_log_n_is_a_power_law_in_relative_mse():
     assert curve.fit.beta == pytest.approx(10 ** (-intercept / 10), rel=1e-10)
     assert curve.fit.r2 == pytest.approx(1.0, abs=1e-12)
     # Mapped back to the PSNR scale, the fit reproduces the data.
-    fitted_psnr = _metric_from_gap("test/psnr", curve.fit(curve.sizes), None, 0.0)
+    fitted_psnr = metric_from_gap("test/psnr", curve.fit(curve.sizes), None, 0.0)
     np.testing.assert_allclose(fitted_psnr, curve.values, rtol=1e-12)
 
 

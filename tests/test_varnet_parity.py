@@ -13,13 +13,15 @@ import pytest
 import torch
 from fastmri.data.subsample import RandomMaskFunc
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.models import SensitivityModel
 from deepinv_lab.models.sensitivity import acs_window
 from deepinv_lab.optim import VarNetCascade
 from deepinv_lab.recons.varnet import VarNet
 from deepinv_lab.systems.mri import FFT2, CoilSensitivity, KSpaceMask, MultiCoilMRI
 
-SMALL = dict(num_cascades=2, sens_chans=4, sens_pools=2, chans=8, pools=2)
+SMALL = dict(num_cascades=2, sens_chans=4, sens_num_pool_layers=2, chans=8, num_pool_layers=2)
+SMALL_FASTMRI = dict(num_cascades=2, sens_chans=4, sens_pools=2, chans=8, pools=2)  # its names
 BATCH, COILS, HEIGHT, WIDTH = 2, 4, 32, 24
 CENTER_FRACTIONS = [0.25, 0.17]  # 6 and 4 ACS columns of 24
 ACCELERATIONS = [3, 4]
@@ -72,7 +74,7 @@ def data():
 @pytest.fixture
 def models():
     torch.manual_seed(0)
-    reference = fastmri.models.VarNet(**SMALL)
+    reference = fastmri.models.VarNet(**SMALL_FASTMRI)
     ours = VarNet(**SMALL)
     ours.load_state_dict(reference.state_dict(), strict=True)
     return ours, reference
@@ -94,7 +96,7 @@ def test_output_parity(models, data, given_acs):
     num_low = min(data["acs"]) if given_acs else None
     with torch.no_grad():
         expected = reference(data["y_fm"], data["mask_fm"], num_low)
-        out = ours(data["y"], KSpaceMask(data["mask"]), num_low)
+        out = ours(data["y"], KSpaceMask(data["mask"], num_low))
     assert out.shape == (BATCH, 1, HEIGHT, WIDTH) and not out.is_complex()
     assert _relative_error(out[:, 0], expected) < 1e-4
 
@@ -102,7 +104,7 @@ def test_output_parity(models, data, given_acs):
 def test_per_sample_acs_widths_match_fastmri_run_per_sample(models, data):
     ours, reference = models
     with torch.no_grad():
-        out = ours(data["y"], KSpaceMask(data["mask"]), torch.tensor(data["acs"]))
+        out = ours(data["y"], KSpaceMask(data["mask"], torch.tensor(data["acs"])))
         for i, num_low in enumerate(data["acs"]):
             one = slice(i, i + 1)
             expected = reference(data["y_fm"][one], data["mask_fm"][one], num_low)
@@ -245,7 +247,7 @@ def test_acs_window_matches_fastmri_derivation(columns):
 def test_sensitivity_maps_parity_and_unit_rss(data):
     torch.manual_seed(0)
     reference = fastmri.models.varnet.SensitivityModel(chans=4, num_pools=2)
-    ours = SensitivityModel(chans=4, num_pools=2)
+    ours = SensitivityModel(chans=4, num_pool_layers=2)
     ours.load_state_dict(reference.state_dict(), strict=True)
     with torch.no_grad():
         expected = reference(data["y_fm"], data["mask_fm"], None)
@@ -266,8 +268,10 @@ def test_mask_that_does_not_fit_names_both_shapes(models, data):
 
 def test_bad_num_low_frequencies(models, data):
     ours, _ = models
-    with pytest.raises(ValueError, match="num_low_frequencies"):
-        ours(data["y"], KSpaceMask(data["mask"]), WIDTH + 1)
+    with pytest.raises(UserError, match=r"num_low_frequencies must lie in \[0, 24\].*\[25\]"):
+        ours(data["y"], KSpaceMask(data["mask"], WIDTH + 1))
+    with pytest.raises(UserError, match="num_low_frequencies must be integers"):
+        KSpaceMask(data["mask"], torch.tensor([2.5, 3.0]))
 
 
 def test_acs_window_zero_means_derive_per_sample(data):
@@ -279,7 +283,25 @@ def test_acs_window_zero_means_derive_per_sample(data):
 
 
 def test_sensitivity_model_needs_mask_or_acs_width(data):
-    model = SensitivityModel(chans=2, num_pools=1)
+    model = SensitivityModel(chans=2, num_pool_layers=1)
     with pytest.raises(ValueError, match="pass num_low_frequencies"):
         model(data["y"])
     assert model(data["y"], num_low_frequencies=4).shape == data["y"].shape
+
+
+def test_varnet_receives_the_datasets_acs_width(mri_batch):
+    """The ACS width the dataset drew travels on the batch's System into the sensitivity network
+    (fastMRI passes it too), instead of being re-derived from the mask."""
+    widths = mri_batch["num_low_frequencies"]
+    assert torch.equal(mri_batch["system"].num_low_frequencies, widths)
+    model = VarNet(num_cascades=1, sens_chans=2, sens_num_pool_layers=1, chans=2, num_pool_layers=1)
+    seen = []
+    model.sens_net.register_forward_pre_hook(lambda module, args: seen.append(args[2]))
+    with torch.no_grad():
+        model(mri_batch["y"], mri_batch["system"])
+    assert torch.equal(seen[0], widths)
+    # the window it selects is the dataset's, not the one derived from the mask (fastMRI's rule
+    # gives an even width, here another one than the 3 columns the mask function reserved)
+    width, mask = mri_batch["y"].shape[-1], mri_batch["system"].mask
+    assert torch.equal(acs_window(width, mask, seen[0]).sum(dim=(1, 2, 3)), widths)
+    assert not torch.equal(acs_window(width, mask).sum(dim=(1, 2, 3)), widths)

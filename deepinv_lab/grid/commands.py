@@ -76,7 +76,7 @@ def grid_command(args: list[str], config_parser: Callable[[], Any]) -> int:
     resolver.check_keys(spec)
     configs = {p.name: resolver.resolve_point(p, _managed(out, p)) for p in points}
     for point in points:
-        _check_existing(RunDirectory(out, point.name), configs[point.name])
+        check_existing_run(RunDirectory(out, point.name), configs[point.name])
 
     if options.dry_run:
         print(_plan(points, out, stages))
@@ -180,7 +180,7 @@ def _managed(out: Path, point: Point) -> dict[str, Any]:
     return {"trainer.logger": {"class_path": TENSORBOARD, "init_args": logger}}
 
 
-def _check_existing(run: RunDirectory, config: dict) -> None:
+def check_existing_run(run: RunDirectory, config: dict) -> None:
     """A run directory left by an earlier call must hold the same run: resuming a different
     config from its checkpoints would mix two experiments."""
     saved = run.saved_config()

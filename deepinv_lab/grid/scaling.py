@@ -147,7 +147,7 @@ def metric_gap(
     return values.copy(), metric
 
 
-def _metric_from_gap(
+def metric_from_gap(
     metric: str, gaps: ArrayLike, reference: float | None, mean_value: float
 ) -> np.ndarray:
     """Inverse of :func:`metric_gap`: the metric value that has a given gap.
@@ -371,7 +371,7 @@ def plot_scaling(
             continue
         grid = np.geomspace(distinct[0], distinct[-1], 100)
         fitted_gap = curve.fit(grid)
-        fitted_metric = _metric_from_gap(
+        fitted_metric = metric_from_gap(
             metric, fitted_gap, curve.reference, float(curve.values.mean())
         )
         ax_metric.plot(grid, fitted_metric, "--", color=colour)

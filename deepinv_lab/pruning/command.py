@@ -4,7 +4,7 @@
 
     deepinv-lab prune --config X.json --ckpt_path trained.ckpt --prune.ratio 0.5
         [--prune.importance l1|l2|taylor] [--prune.scope per_block|global]
-        [--prune.finetune supervised,measurement,distillation] [--prune.finetune_steps N]
+        [--prune.finetune supervised,ssdu,distillation] [--prune.finetune_steps N]
         [--prune.ratios 0.1,0.3,0.5] [--prune.out DIR] [--key value ...]
 
 The config is the one the checkpoint was trained with (its ``prune`` section, if any, holds
@@ -14,9 +14,11 @@ defaults for the ``--prune.*`` options; any other ``--key value`` overrides the 
 1. ``pruned.ckpt``: the Recon with ``ratio`` of its priors' channels removed
    (:mod:`.structured`), loadable by ``test``/``predict`` and by ``fit`` (as
    ``--model.init_args.init_from``) with the same config;
-2. with ``prune.finetune``: ``finetune.json``, a ``fit`` config of a
-   :class:`~deepinv_lab.pruning.finetune.FineTuneModule` that starts from ``pruned.ckpt``, run
-   as ``deepinv-lab fit`` into ``finetune/`` (TensorBoard curves, checkpoints, resumable);
+2. with ``prune.finetune``: ``finetune.json``, a ``fit`` config whose ReconModule starts from
+   ``pruned.ckpt`` (``init_from``) and minimises the chosen
+   :mod:`~deepinv_lab.training.objectives` (``supervised``, ``ssdu``, ``distillation`` from the
+   unpruned checkpoint), run as ``deepinv-lab fit`` into ``finetune/`` (TensorBoard curves,
+   checkpoints, resumable);
 3. ``report.csv``/``report.json``: parameters, MACs, latency and validation PSNR/SSIM of the
    unpruned, pruned and fine-tuned networks.
 
@@ -76,9 +78,10 @@ from deepinv_lab.pruning.structured import (
     prune_blocks,
 )
 from deepinv_lab.training.module import ReconModule
+from deepinv_lab.training.objectives import OBJECTIVES
 
-FINETUNE_MODULE = "deepinv_lab.pruning.finetune.FineTuneModule"
-RECON_MODULES = ("deepinv_lab.training.module.ReconModule", FINETUNE_MODULE)
+RECON_MODULE = "deepinv_lab.training.module.ReconModule"
+OBJECTIVES_MODULE = "deepinv_lab.training.objectives"
 
 
 def prune_command(args: list[str], config_parser: Callable[..., Any]) -> int:
@@ -139,7 +142,7 @@ class PruningSession:
         self.options, self.out, self.checkpoint = options, out, checkpoint
         self.resolved = resolved
         model_class = self.resolved["model"]["class_path"]
-        if model_class not in RECON_MODULES and options.finetune:
+        if model_class != RECON_MODULE and options.finetune:
             raise PruningError(
                 f"prune.finetune fine-tunes a ReconModule; the config's model is {model_class}"
             )
@@ -259,7 +262,7 @@ class PruningSession:
         batch = self.batch
 
         def reconstruct():
-            return model._reconstruct(batch)
+            return model.reconstruct(batch)
 
         def loss():
             return model.loss_fn(reconstruct(), batch["target"], batch["max_value"])
@@ -320,17 +323,17 @@ class PruningSession:
         config = copy.deepcopy(self.resolved)
         model = config["model"]
         init_args = dict(model.get("init_args") or {})
-        init_args.update(
-            {
-                "init_from": str(pruned),
-                "strategies": dict(self.options.finetune),
-                "teacher": str(self.checkpoint)
-                if "distillation" in self.options.finetune
-                else None,
-                "holdout": self.options.holdout,
-            }
-        )
-        config["model"] = {"class_path": FINETUNE_MODULE, "init_args": init_args}
+        objectives = []
+        for name, weight in self.options.finetune.items():
+            arguments: dict[str, Any] = {"weight": weight}
+            if name == "ssdu":
+                arguments["holdout"] = self.options.holdout
+            if name == "distillation":
+                arguments["teacher"] = str(self.checkpoint)
+            kind = OBJECTIVES[name].__name__
+            objectives.append({"class_path": f"{OBJECTIVES_MODULE}.{kind}", "init_args": arguments})
+        init_args.update({"init_from": str(pruned), "objectives": objectives})
+        config["model"] = {"class_path": RECON_MODULE, "init_args": init_args}
         trainer = config.setdefault("trainer", {})
         trainer.update({"max_steps": self.options.finetune_steps, "max_epochs": -1})
         trainer["logger"] = {
@@ -346,7 +349,7 @@ class PruningSession:
         recon = model.recon.to("cpu")
         blocks = prunable_blocks(recon, self.options.include_sensitivity)
         batch = move_batch(self.timing_batch, torch.device("cpu"))
-        macs = count_macs(recon, lambda: model._reconstruct(batch))
+        macs = count_macs(recon, lambda: model.reconstruct(batch))
         metrics = validation_metrics(model, self.data, self.accelerator, self.options.val_batches)
         model.to("cpu")
         return {
@@ -372,7 +375,7 @@ class PruningSession:
             runs = {}
             for name, model in models.items():
                 model.eval().to(device)
-                runs[name] = lambda model=model, batch=batch: model._reconstruct(batch)
+                runs[name] = lambda model=model, batch=batch: model.reconstruct(batch)
             timed = time_interleaved(runs, device, self.options.warmup, self.options.repeats)
             for name, latency in timed.items():
                 out[name][f"latency_{device.type}_ms"] = latency.median_ms

@@ -110,9 +110,9 @@ def one_sample(batch: dict) -> dict:
         elif isinstance(value, nn.Module):
             system = copy.deepcopy(value)
             for module in system.modules():
-                for name, buffer in list(module._buffers.items()):
-                    if buffer is not None and buffer.ndim and buffer.shape[0] == size:
-                        module._buffers[name] = buffer[:1]
+                for name, buffer in list(module.named_buffers(recurse=False)):
+                    if buffer.ndim and buffer.shape[0] == size:
+                        setattr(module, name, buffer[:1])  # stays a buffer
             out[key] = system
         elif isinstance(value, list | tuple) and len(value) == size:
             out[key] = value[:1]

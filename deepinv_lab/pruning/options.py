@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from deepinv_lab.pruning.structured import IMPORTANCES, SCOPES, PruningError
 
-STRATEGIES = ("supervised", "measurement", "distillation")
+#: the fine-tuning objectives, by name (deepinv_lab.training.objectives.OBJECTIVES)
+STRATEGIES = ("supervised", "ssdu", "distillation")
 
 
 @dataclass
@@ -33,8 +34,8 @@ class PruneOptions:
             of names or a comma-separated string of names (each weighted 1); ``None`` or
             ``"none"``: no fine-tuning. After construction, always a dict.
         finetune_steps: optimizer steps of fine-tuning.
-        holdout: the fraction of the measurements held out for the measurement-consistency
-            loss (SSDU's Lambda).
+        holdout: the fraction of the measurements held out by the ``ssdu`` objective (SSDU's
+            Lambda).
         repeats, warmup: the timed and untimed reconstructions of each latency measurement.
         val_batches: validate on this many batches only (``None``: the whole validation set).
     """

@@ -17,8 +17,8 @@ class Recon(nn.Module):
 
     Subclasses implement ``forward(y, system)``. MRI Recons return magnitude images
     ``(B, 1, H, W)``. Recons that can say which measurements their reconstruction predicts also
-    implement :meth:`measurement_estimate` (needed by measurement-consistency fine-tuning,
-    :class:`~deepinv_lab.pruning.finetune.FineTuneModule`).
+    implement :meth:`measurement_estimate` (needed by self-supervised training,
+    :class:`~deepinv_lab.training.objectives.SSDU`).
     """
 
     def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:  # pragma: no cover
@@ -27,7 +27,8 @@ class Recon(nn.Module):
     def diagnostics(self) -> dict[str, float]:
         """Numbers describing the last forward (and backward) pass, e.g. solver iteration counts
         and residuals, which the training module logs under ``train/`` and ``val/``; empty by
-        default."""
+        default. Keys are ``<block>/<quantity>`` (``cg/iterations``, ``deq/relative_residual``,
+        ``gradient_step/step_size``; the vocabulary of docs/conventions.md)."""
         return {}
 
     def measurement_estimate(
@@ -39,7 +40,7 @@ class Recon(nn.Module):
         ``x_hat`` is reconstructed from ``y`` and ``system``; ``observe`` (default: ``system``)
         is the System ``A`` that maps it to measurements. Self-supervised training reconstructs
         from part of the measurements and observes with another System, e.g. the full sampling
-        mask (SSDU, :func:`~deepinv_lab.pruning.finetune.ssdu_loss`).
+        mask (SSDU, :func:`~deepinv_lab.training.self_supervised.ssdu_loss`).
 
         Not ``system(forward(y, system))``: ``forward`` of MRI Recons returns magnitudes, which
         the System cannot map back to k-space. Recons with a complex solution (DEQ, the unrolled

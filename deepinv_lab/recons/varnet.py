@@ -22,7 +22,9 @@ from deepinv_lab.systems.mri import FFT2, CoilSensitivity
 class VarNet(Recon):
     """End-to-end variational network for multicoil Cartesian MRI.
 
-    1. ``S = sens_net(y, mask)``: coil maps from the ACS columns (:class:`SensitivityModel`).
+    1. ``S = sens_net(y, mask, num_low_frequencies)``: coil maps from the ACS columns
+       (:class:`SensitivityModel`); the ACS width is the System's ``num_low_frequencies`` (the
+       datasets give the acquisition's), derived from the mask as fastMRI does when it has none.
     2. ``k_0 = y``; ``k_{t+1} = cascade_t(k_t)`` with
        ``k - dc_weight M (k - y) - F S U_t((F S)^H k)`` (:class:`VarNetCascade`, ``U_t`` a
        :class:`NormUnet`).
@@ -31,9 +33,11 @@ class VarNet(Recon):
     Args:
         num_cascades: number of cascades ``T``.
         sens_chans: channels of the sensitivity NormUnet's first stage.
-        sens_pools: down-/up-sampling stages of the sensitivity NormUnet.
+        sens_num_pool_layers: down-/up-sampling stages of the sensitivity NormUnet (fastMRI's
+            ``sens_pools``).
         chans: channels of each cascade's NormUnet first stage.
-        pools: down-/up-sampling stages of each cascade's NormUnet.
+        num_pool_layers: down-/up-sampling stages of each cascade's NormUnet (fastMRI's
+            ``pools``).
         mask_center: estimate the maps from the ACS columns only.
         checkpoint_cascades: recompute each cascade's activations in the backward pass
             (``torch.utils.checkpoint``) to save memory; outputs and gradients are unchanged.
@@ -46,32 +50,27 @@ class VarNet(Recon):
         self,
         num_cascades: int = 12,
         sens_chans: int = 8,
-        sens_pools: int = 4,
+        sens_num_pool_layers: int = 4,
         chans: int = 18,
-        pools: int = 4,
+        num_pool_layers: int = 4,
         mask_center: bool = True,
         checkpoint_cascades: bool = False,
     ):
         super().__init__()
         self.sens_net = SensitivityModel(
-            chans=sens_chans, num_pools=sens_pools, mask_center=mask_center
+            chans=sens_chans, num_pool_layers=sens_num_pool_layers, mask_center=mask_center
         )
         self.cascades = nn.ModuleList(
-            [VarNetCascade(NormUnet(chans, pools)) for _ in range(num_cascades)]
+            [VarNetCascade(NormUnet(chans, num_pool_layers)) for _ in range(num_cascades)]
         )
         self.checkpoint_cascades = checkpoint_cascades
 
-    def kspace(
-        self,
-        y: torch.Tensor,
-        system: System,
-        num_low_frequencies: int | torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def kspace(self, y: torch.Tensor, system: System) -> torch.Tensor:
         """The final cascade's k-space ``k_T`` ``(B, coils, H, W)`` complex: every location,
         sampled or not (``forward`` is ``RSS_coils(|F^H k_T|)``). Arguments as :meth:`forward`.
         """
         mask = _sampling_mask(y, system)
-        coil_maps = self.sens_net(y, mask, num_low_frequencies)
+        coil_maps = self.sens_net(y, mask, getattr(system, "num_low_frequencies", None))
         coils = FFT2() @ CoilSensitivity(coil_maps)
         kspace = y
         for cascade in self.cascades:
@@ -83,39 +82,31 @@ class VarNet(Recon):
                 kspace = cascade(kspace, y, mask, coils, coils.adjoint)
         return kspace
 
-    def forward(
-        self,
-        y: torch.Tensor,
-        system: System,
-        num_low_frequencies: int | torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:
         """Reconstruct ``(B, 1, H, W)`` magnitude images.
 
         Args:
             y: masked k-space ``(B, coils, H, W)`` complex.
-            system: the System that produced ``y``; only its ``.mask`` (real, broadcastable
-                against ``y``, e.g. ``(B, 1, 1, W)``) is used, as in a
+            system: the System that produced ``y``; its ``.mask`` (real, broadcastable against
+                ``y``, e.g. ``(B, 1, 1, W)``) and, when it has one, its
+                ``.num_low_frequencies`` (the ACS width, ``(B,)``) are used, as a
+                :class:`~deepinv_lab.systems.mri.MultiCoilFourier`,
                 :class:`~deepinv_lab.systems.mri.MultiCoilMRI` or
-                :class:`~deepinv_lab.systems.mri.KSpaceMask`. Its coil maps, if any, are not:
-                VarNet estimates its own.
-            num_low_frequencies: ACS width, an int or a per-sample tensor ``(B,)``; ``None``
-                derives it from the mask (see :func:`~deepinv_lab.models.sensitivity.acs_window`).
+                :class:`~deepinv_lab.systems.mri.KSpaceMask` carries them. Without an ACS width
+                it is derived from the mask (:func:`~deepinv_lab.models.sensitivity.acs_window`).
+                Coil maps, if the System has any, are not used: VarNet estimates its own.
         """
-        return rss(ifft2c(self.kspace(y, system, num_low_frequencies)), dim=1, keepdim=True)
+        return rss(ifft2c(self.kspace(y, system)), dim=1, keepdim=True)
 
     def measurement_estimate(
-        self,
-        y: torch.Tensor,
-        system: System,
-        observe: System | None = None,
-        num_low_frequencies: int | torch.Tensor | None = None,
+        self, y: torch.Tensor, system: System, observe: System | None = None
     ) -> torch.Tensor:
         """``M' k_T``: the final :meth:`kspace` of ``(y, system)`` under the sampling mask
         ``M'`` of ``observe`` (default ``system``), i.e. the masked multicoil k-space that VarNet
         predicts; see :meth:`Recon.measurement_estimate`. VarNet has no complex image to apply a
         System to, so only ``observe.mask`` is used (its coil maps, if any, are not).
         """
-        kspace = self.kspace(y, system, num_low_frequencies)
+        kspace = self.kspace(y, system)
         return kspace * _sampling_mask(kspace, system if observe is None else observe)
 
 

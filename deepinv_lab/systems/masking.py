@@ -40,6 +40,10 @@ class Inpainting(LinearSystem):
             raise UserError("Inpainting: mask must be a 0/1 mask, got values other than 0 and 1")
         self.register_buffer("mask", mask)
 
+    def with_mask(self, mask: torch.Tensor) -> Inpainting:
+        """The same System observing another set of pixels (self-supervised splits)."""
+        return type(self)(mask)
+
     def _mask_for(self, x: torch.Tensor) -> torch.Tensor:
         mask = self.mask
         if (

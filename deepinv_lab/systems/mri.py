@@ -41,13 +41,26 @@ class KSpaceMask(LinearSystem):
 
     Args:
         mask: real tensor broadcastable against k-space, e.g. ``(B, 1, 1, W)`` or ``(B, 1, H, W)``.
+        num_low_frequencies: the width of the fully sampled centre (the ACS/calibration
+            columns) that the acquisition reserved, an int or a per-sample ``(B,)`` tensor, as
+            fastMRI's mask functions and files give it; ``None`` when unknown (VarNet then
+            derives it from the mask). Side information for Recons, not part of ``M``.
     """
 
-    def __init__(self, mask: torch.Tensor):
+    def __init__(
+        self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
+    ):
         super().__init__()
         if mask.is_complex():
             raise UserError(f"KSpaceMask expects a real 0/1 mask, got dtype {mask.dtype}")
         self.register_buffer("mask", mask)
+        self.register_buffer(
+            "num_low_frequencies", _acs_widths(num_low_frequencies, mask.shape[-1])
+        )
+
+    def with_mask(self, mask: torch.Tensor) -> KSpaceMask:
+        """The same sampling with another mask (self-supervised splits); the ACS width is kept."""
+        return type(self)(mask, self.num_low_frequencies)
 
     def _check(self, k: torch.Tensor) -> None:
         try:
@@ -71,6 +84,23 @@ class KSpaceMask(LinearSystem):
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         mask = (torch.rand(batch_size, 1, 1, 7) > 0.5).to(real_dtype(dtype))
         return cls(mask), torch.randn(batch_size, 3, 8, 7, dtype=dtype)
+
+
+def _acs_widths(widths: int | torch.Tensor | None, width: int) -> torch.Tensor | None:
+    """``num_low_frequencies`` as a ``(B,)`` (or ``(1,)``) long tensor, checked against the
+    k-space width; ``None`` stays ``None``."""
+    if widths is None:
+        return None
+    if isinstance(widths, torch.Tensor) and (widths.is_complex() or widths.is_floating_point()):
+        if not torch.equal(widths, widths.round()):
+            raise UserError(f"num_low_frequencies must be integers, got {widths.tolist()}")
+    given = torch.as_tensor(widths).to(torch.long).reshape(-1)
+    if given.numel() == 0 or bool((given < 0).any()) or bool((given > width).any()):
+        raise UserError(
+            f"num_low_frequencies must lie in [0, {width}] (the k-space width), got "
+            f"{given.tolist()}"
+        )
+    return given
 
 
 class CoilSensitivity(LinearSystem):
@@ -125,20 +155,43 @@ class CoilSensitivity(LinearSystem):
         return cls(maps), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
 
 
-class MultiCoilMRI(Composition):
+class MaskedComposition(Composition):
+    """A Composition whose outermost System is a :class:`KSpaceMask`: the Cartesian MRI Systems.
+    It exposes the sampling (``mask``, ``num_low_frequencies``, ``sampling``) of that mask."""
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.systems[0].mask
+
+    @property
+    def num_low_frequencies(self) -> torch.Tensor | None:
+        return self.systems[0].num_low_frequencies
+
+    @property
+    def sampling(self) -> KSpaceMask:
+        return self.systems[0]
+
+
+class MultiCoilMRI(MaskedComposition):
     """Multicoil Cartesian MRI ``A = M F S`` (mask after FFT after coil sensitivities).
 
     Args:
         coil_maps: complex ``(B, coils, H, W)`` sensitivity maps.
         mask: real mask broadcastable against ``(B, coils, H, W)`` k-space, e.g. ``(B, 1, 1, W)``.
+        num_low_frequencies: ACS width of the acquisition, see :class:`KSpaceMask`.
 
     Shapes: ``forward``: ``(B, 1, H, W)`` complex image -> ``(B, coils, H, W)`` masked k-space;
     ``adjoint``: the reverse (SENSE coil combination of the zero-filled coil images).
     """
 
-    def __init__(self, coil_maps: torch.Tensor, mask: torch.Tensor):
+    def __init__(
+        self,
+        coil_maps: torch.Tensor,
+        mask: torch.Tensor,
+        num_low_frequencies: int | torch.Tensor | None = None,
+    ):
         coils = CoilSensitivity(coil_maps)
-        sampling = KSpaceMask(mask)
+        sampling = KSpaceMask(mask, num_low_frequencies)
         kspace_shape = coil_maps.shape
         try:
             fits = torch.broadcast_shapes(mask.shape, kspace_shape) == kspace_shape
@@ -152,16 +205,13 @@ class MultiCoilMRI(Composition):
         super().__init__([sampling, FFT2(), coils])
 
     @property
-    def mask(self) -> torch.Tensor:
-        return self.systems[0].mask
-
-    @property
     def coil_maps(self) -> torch.Tensor:
         return self.systems[2].coil_maps
 
-    @property
-    def sampling(self) -> KSpaceMask:
-        return self.systems[0]
+    def with_mask(self, mask: torch.Tensor) -> MultiCoilMRI:
+        """The same coil maps with another sampling mask (self-supervised splits); the ACS
+        width is kept."""
+        return MultiCoilMRI(self.coil_maps, mask, self.num_low_frequencies)
 
     @property
     def coil_sensitivity(self) -> CoilSensitivity:
@@ -199,7 +249,7 @@ class MultiCoilMRI(Composition):
         return cls(maps, mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
 
 
-class MultiCoilFourier(Composition):
+class MultiCoilFourier(MaskedComposition):
     """Coil-by-coil Cartesian MRI without coil maps, ``A = M F``, for raw multicoil k-space.
 
     fastMRI files hold coil k-space but no sensitivity maps, so the System of their batches acts
@@ -210,26 +260,26 @@ class MultiCoilFourier(Composition):
     Args:
         mask: real mask broadcastable against ``(B, coils, H, W)`` k-space, e.g. ``(B, 1, 1, W)``
             (fastMRI column masks) or ``(B, 1, H, W)``; a leading 1 broadcasts over the batch.
+        num_low_frequencies: ACS width of the acquisition, see :class:`KSpaceMask`.
 
     Shapes: ``forward``: ``(B, coils, H, W)`` complex coil images -> ``(B, coils, H, W)`` masked
     k-space; ``adjoint``: the reverse (the zero-filled coil images).
     """
 
-    def __init__(self, mask: torch.Tensor):
+    def __init__(
+        self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
+    ):
         if mask.is_complex() or mask.ndim != 4:
             raise UserError(
-                "MultiCoilFourier expects a real mask of shape (B, 1, 1, W) or (B, 1, H, W), got "
-                f"dtype {mask.dtype} with shape {tuple(mask.shape)}"
+                f"{type(self).__name__} expects a real mask of shape (B, 1, 1, W) or "
+                f"(B, 1, H, W), got dtype {mask.dtype} with shape {tuple(mask.shape)}"
             )
-        super().__init__([KSpaceMask(mask), FFT2()])
+        super().__init__([KSpaceMask(mask, num_low_frequencies), FFT2()])
 
-    @property
-    def mask(self) -> torch.Tensor:
-        return self.systems[0].mask
-
-    @property
-    def sampling(self) -> KSpaceMask:
-        return self.systems[0]
+    def with_mask(self, mask: torch.Tensor) -> MultiCoilFourier:
+        """The same System with another sampling mask (self-supervised splits); the ACS width
+        is kept."""
+        return type(self)(mask, self.num_low_frequencies)
 
     def _check(self, t: torch.Tensor, what: str) -> None:
         if not t.is_complex() or t.ndim != 4:
@@ -259,19 +309,22 @@ class SingleCoilMRI(MultiCoilFourier):
         mask: real 0/1 mask of shape ``(B, 1, H, W)`` (2D patterns, e.g.
             :func:`~deepinv_lab.systems.sampling.poisson_disc_mask`) or ``(B, 1, 1, W)``
             (fastMRI column masks); a leading 1 broadcasts over the batch.
+        num_low_frequencies: ACS width of the acquisition, see :class:`KSpaceMask`.
 
     Shapes: ``forward``: ``(B, 1, H, W)`` complex image -> ``(B, 1, H, W)`` masked k-space;
     ``adjoint``: the reverse (the zero-filled image). ``A^H A = F^H M F`` is a projection for a
     0/1 mask, and the identity when every location is sampled.
     """
 
-    def __init__(self, mask: torch.Tensor):
+    def __init__(
+        self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
+    ):
         if mask.is_complex() or mask.ndim != 4 or mask.shape[1] != 1:
             raise UserError(
                 "SingleCoilMRI expects a real mask of shape (B, 1, H, W) or (B, 1, 1, W), got "
                 f"dtype {mask.dtype} with shape {tuple(mask.shape)}"
             )
-        super().__init__(mask)
+        super().__init__(mask, num_low_frequencies)
 
     def _check(self, t: torch.Tensor, what: str) -> None:
         mask_shape = tuple(self.mask.shape)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningCLI
 
 # Importing the block packages makes their classes resolvable by short name in configs.
@@ -83,11 +84,7 @@ def config_parser(extra_arguments: Callable[[Any], None] | None = None):
     the grid and ``prune`` use to resolve configs exactly as ``fit`` would.
     ``extra_arguments(parser)`` adds a command's own group to each subcommand's parser (e.g.
     ``prune``'s options)."""
-    try:
-        _ParserOnly(["fit"], extra_arguments)
-    except _ParserReady as ready:
-        return ready.parser
-    raise RuntimeError("LightningCLI did not reach parse_arguments")
+    return _ParserOnly(extra_arguments).parser
 
 
 def run(args: list[str]) -> None:
@@ -105,12 +102,6 @@ def run(args: list[str]) -> None:
     _close_process_group()
 
 
-class _ParserReady(Exception):  # noqa: N818 - a signal carrying the parser, not an error
-    def __init__(self, parser) -> None:
-        super().__init__("parser ready")
-        self.parser = parser
-
-
 class DeepInvLabCLI(LightningCLI):
     """LightningCLI for a ``ReconModule`` (any subclass) and any LightningDataModule, with the
     run policy of this module's docstring."""
@@ -120,6 +111,7 @@ class DeepInvLabCLI(LightningCLI):
         session: Session,
         args: list[str],
         extra_arguments: Callable[[Any], None] | None = None,
+        load_from_checkpoint_support: bool = True,
     ):
         self.session = session
         self.extra_arguments = extra_arguments
@@ -143,6 +135,7 @@ class DeepInvLabCLI(LightningCLI):
                 **{name: {"allow_abbrev": False} for name in LightningCLI.subcommands()},
             },
             auto_configure_optimizers=False,
+            load_from_checkpoint_support=load_from_checkpoint_support,
         )
 
     # --- parsing ------------------------------------------------------------------------------
@@ -383,11 +376,21 @@ class DeepInvLabCLI(LightningCLI):
 
 
 class _ParserOnly(DeepInvLabCLI):
-    def __init__(self, args: list[str], extra_arguments: Callable[[Any], None] | None = None):
-        super().__init__(Session(args), args, extra_arguments)
+    """A DeepInvLabCLI that builds its parser and stops there: it parses nothing, sets no seed,
+    instantiates nothing and runs no subcommand (``self.parser`` is the result)."""
+
+    def __init__(self, extra_arguments: Callable[[Any], None] | None = None):
+        super().__init__(Session([]), [], extra_arguments, load_from_checkpoint_support=False)
 
     def parse_arguments(self, parser, args) -> None:
-        raise _ParserReady(parser)
+        # no subcommand: LightningCLI then runs nothing; no seed to set
+        self.config = Namespace(subcommand=None, seed_everything=False)
+
+    def _parse_ckpt_path(self) -> None:
+        pass
+
+    def instantiate_classes(self) -> None:
+        pass
 
 
 def write_test_metrics(

@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from deepinv_lab.batch import require_target
 from deepinv_lab.checkpoints import load_recon_weights
 from deepinv_lab.errors import UserError
 from deepinv_lab.recons.base import Recon
-from deepinv_lab.training.module import ReconModule, built_from_config, require_target
+from deepinv_lab.training.module import ReconModule, built_from_config
 from deepinv_lab.training.schedulers import StepShorthand
 
 
@@ -225,7 +226,7 @@ class GANModule(ReconModule):
 
         if phase == 1:
             self.toggle_optimizer(opt_g)
-            output = self._reconstruct(batch)
+            output = self.reconstruct(batch)
             pixel = self.loss_fn(output, target, max_value)
             self._optimizer_step(opt_g, pixel)
             self.untoggle_optimizer(opt_g)
@@ -233,7 +234,7 @@ class GANModule(ReconModule):
             self.log("train/g_loss", pixel.detach(), prog_bar=True, batch_size=batch_size)
             return None
 
-        output = self._reconstruct(batch)  # G(y), kept with its graph for the G step
+        output = self.reconstruct(batch)  # G(y), kept with its graph for the G step
 
         # (a) discriminator: l_D = BCE(D(x), 1) + BCE(D(sg[G(y)]), 0)
         self.toggle_optimizer(opt_d)

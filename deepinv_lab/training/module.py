@@ -7,6 +7,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from deepinv_lab.batch import Batch, check_batch, require_target
 from deepinv_lab.checkpoints import (
     STRUCTURE_KEY,
     apply_structure,
@@ -20,6 +21,7 @@ from deepinv_lab.functional import center_crop
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.training.losses import make_loss
 from deepinv_lab.training.metrics import VolumeMetrics
+from deepinv_lab.training.objectives import Objective, check_objectives
 from deepinv_lab.training.schedulers import StepShorthand, make_scheduler
 
 METRIC_NAMES = ("ssim", "psnr", "nmse")
@@ -37,9 +39,11 @@ def built_from_config() -> bool:
 class ReconModule(pl.LightningModule):
     """Trains a :class:`~deepinv_lab.recons.base.Recon` on batches that carry their System.
 
-    A batch is a dict with ``y`` (the measurements), ``system`` (the System ``A`` that produced
-    them), ``target`` ``(B, C, H, W)`` and ``max_value`` ``(B,)`` (the SSIM/PSNR data range).
-    The Recon's output is center-cropped to the target's size, as fastMRI does.
+    Batches follow the contract of :class:`deepinv_lab.batch.Batch`: ``y`` (the measurements),
+    ``system`` (the System ``A`` that produced them, carrying the acquisition's side information
+    such as the ACS width), ``target`` ``(B, C, H, W)`` and ``max_value`` ``(B,)`` (the SSIM/PSNR
+    data range), optionally volume ids. :meth:`reconstruct` checks a batch and reconstructs it;
+    the Recon's output is center-cropped to the target's size, as fastMRI does.
 
     Args:
         recon: the reconstruction network, e.g. ``VarNet``.
@@ -59,6 +63,12 @@ class ReconModule(pl.LightningModule):
             ``fit`` starts from: fine-tuning, e.g. of a ``deepinv-lab prune`` output. Unlike
             ``--ckpt_path``, no optimizer state, epoch or step is restored; a resumed run
             (``--ckpt_path last``) continues from its own checkpoint instead.
+        objectives: what training minimises, a list of weighted
+            :class:`~deepinv_lab.training.objectives.Objective` terms: ``Supervised``, ``SSDU``
+            (self-supervised, no ground truth), ``Distillation`` (from a teacher checkpoint);
+            each is logged as ``train/<name>``, their weighted sum as ``train/loss``. ``None``:
+            ``loss`` against the target (``Supervised`` alone). Validation and testing always
+            compare with the ground truth.
 
     Logged: ``train/loss``; ``val/loss``, ``val/ssim``, ``val/psnr``, ``val/nmse``, the same
     metrics of the baseline as ``val/baseline_*``, and the Recon's
@@ -81,6 +91,7 @@ class ReconModule(pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | StepShorthand | None = None,
         baseline: Recon | None = None,
         init_from: str | None = None,
+        objectives: list[Objective] | None = None,
     ):
         super().__init__()
         if built_from_config():
@@ -91,7 +102,8 @@ class ReconModule(pl.LightningModule):
             self.save_hyperparameters(logger=False)
         else:
             self.save_hyperparameters(
-                ignore=["recon", "loss", "optimizer", "lr_scheduler", "baseline"], logger=False
+                ignore=["recon", "loss", "optimizer", "lr_scheduler", "baseline", "objectives"],
+                logger=False,
             )
         self.recon = recon
         self.loss_fn = make_loss(loss)
@@ -109,6 +121,7 @@ class ReconModule(pl.LightningModule):
         self._volume_names: dict[int, str] = {}
         self.test_results: list[dict] | None = None
         self.init_from = init_from
+        self.objectives = check_objectives(objectives)
         self._initialised = False
         #: the run's whole config (set by ``deepinv-lab fit``), stored in every checkpoint so
         #: that ``--ckpt_path`` alone rebuilds the run
@@ -116,6 +129,9 @@ class ReconModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         # before the optimizer is built and before a resumed run's own checkpoint loads
+        if stage == "fit":
+            for objective in self.objectives or ():
+                objective.setup(self)  # a teacher copies the Recon before init_from resizes it
         if stage == "fit" and self.init_from is not None and not self._initialised:
             load_recon_weights(self.recon, self.init_from, "init_from")
             self._initialised = True
@@ -123,7 +139,12 @@ class ReconModule(pl.LightningModule):
     def forward(self, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
         return self.recon(y, system)
 
-    def _reconstruct(self, batch: dict, recon: nn.Module | None = None) -> torch.Tensor:
+    def reconstruct(self, batch: Batch, recon: nn.Module | None = None) -> torch.Tensor:
+        """``recon(y, system)`` of a batch (default: this module's Recon), center-cropped to the
+        target's size (or to ``crop_size`` for data without targets). The batch is checked
+        against :class:`~deepinv_lab.batch.Batch` first: a malformed one raises a UserError
+        naming the key and the shapes."""
+        check_batch(batch, "reconstruct")
         output = (self.recon if recon is None else recon)(batch["y"], batch["system"])
         target = batch.get("target")
         if target is not None:
@@ -140,28 +161,51 @@ class ReconModule(pl.LightningModule):
         for name, value in self.recon.diagnostics().items():
             self.log(f"{stage}/{name}", float(value), batch_size=batch_size)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
-        require_target(batch, "training")
-        output = self._reconstruct(batch)
-        loss = self.loss_fn(output, batch["target"], batch["max_value"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=output.shape[0])
-        self._train_batch_size = output.shape[0]
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
+        if self.objectives is None:
+            require_target(batch, "training")
+            output = self.reconstruct(batch)
+            loss = self.loss_fn(output, batch["target"], batch["max_value"])
+        else:
+            loss = self._objective(batch)
+        batch_size = batch["y"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        self._train_batch_size = batch_size
         if not loss.requires_grad:  # nothing to train: fit only evaluates
-            self._log_diagnostics("train", output.shape[0])
+            self._log_diagnostics("train", batch_size)
             return None
+        return loss
+
+    def _objective(self, batch: Batch) -> torch.Tensor:
+        """``sum_i w_i L_i`` over the objectives, each term logged as ``train/<name>``."""
+        check_batch(batch, "training")
+        if "target" not in batch:
+            needing = [o.name for o in self.objectives if o.needs_target]
+            if needing:
+                raise UserError(
+                    f"training: the batches have no 'target', which the {', '.join(needing)} "
+                    "objective needs; 'ssdu' and 'distillation' need none"
+                )
+        # one reconstruction of the whole measurements, shared by the terms that compare it
+        output = self.reconstruct(batch) if any(o.uses_output for o in self.objectives) else None
+        loss = 0.0
+        for objective in self.objectives:
+            value = objective(self, batch, output)
+            self.log(f"train/{objective.name}", value, batch_size=batch["y"].shape[0])
+            loss = loss + objective.weight * value
         return loss
 
     def on_after_backward(self) -> None:
         # logged here, so that the diagnostics of the backward pass (implicit solves) are in
         self._log_diagnostics("train", getattr(self, "_train_batch_size", 1))
 
-    def _evaluate(self, batch: dict, stage: str) -> dict:
+    def _evaluate(self, batch: Batch, stage: str) -> dict:
         require_target(batch, stage)
-        output = self._reconstruct(batch)
+        output = self.reconstruct(batch)
         target, max_value = batch["target"], batch["max_value"]
         predictions = {"": output}
         if self.baseline is not None:
-            predictions["baseline_"] = self._reconstruct(batch, self.baseline)
+            predictions["baseline_"] = self.reconstruct(batch, self.baseline)
         batch_size = output.shape[0]
         loss = self.loss_fn(output, target, max_value)
         self.log(f"{stage}/loss", loss, batch_size=batch_size, sync_dist=True)
@@ -246,14 +290,14 @@ class ReconModule(pl.LightningModule):
                 names.update(part)
         return names
 
-    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict:
         return self._evaluate(batch, "val")
 
-    def test_step(self, batch: dict, batch_idx: int) -> dict:
+    def test_step(self, batch: Batch, batch_idx: int) -> dict:
         return self._evaluate(batch, "test")
 
-    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._reconstruct(batch)
+    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self.reconstruct(batch)
 
     def configure_optimizers(self):
         parameters = [p for p in self.recon.parameters() if p.requires_grad]
@@ -263,16 +307,6 @@ class ReconModule(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
-
-
-def require_target(batch: dict, stage: str) -> None:
-    """A UserError when ``batch`` has no target: data without references cannot be scored."""
-    if "target" not in batch:
-        raise UserError(
-            f"{stage}: the batches have no 'target' (e.g. fastMRI test or challenge files, which "
-            "have no reconstructions): there is nothing to compare with; use `deepinv-lab "
-            "predict` to reconstruct them"
-        )
 
 
 def _is_image_like(y: torch.Tensor, target: torch.Tensor) -> bool:
