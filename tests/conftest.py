@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests import tiny
+
 torch.set_num_threads(2)
 
 
@@ -30,18 +32,9 @@ def write_tiny_config(directory: Path) -> Path:
     """``directory/tiny.json``: a VarNet config small enough to fit in seconds, writing logs
     under ``directory/logs``."""
     config = json.loads(Path(__file__).parents[1].joinpath("configs/varnet.json").read_text())
-    config["trainer"].update(
-        max_epochs=1,
-        limit_train_batches=2,
-        limit_val_batches=2,
-        log_every_n_steps=1,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    config["trainer"].update(tiny.TRAINER)
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(directory / "logs")
-    config["model"]["init_args"]["recon"]["init_args"] = dict(
-        num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1
-    )
+    config["model"]["init_args"]["recon"]["init_args"] = dict(tiny.VARNET)
     config["data"]["init_args"].update(downsample=4, num_coils=2)
     path = directory / "tiny.json"
     path.write_text(json.dumps(config))
@@ -70,3 +63,11 @@ def mri_batch():
             batch_size=2, image_size=(64, 64), downsample=2, num_coils=2, train_size=2
         )
         return next(iter(data.train_dataloader()))
+
+
+@pytest.fixture
+def isolated_rng():
+    """For tests that seed torch's global generator: later tests see it as if they had not run
+    (``pytestmark = pytest.mark.usefixtures("isolated_rng")``)."""
+    with torch.random.fork_rng():
+        yield

@@ -17,26 +17,20 @@ import pytest
 
 from tests.fastmri_files import write_fastmri_volume
 
-CONFIG = Path(__file__).parents[1] / "configs" / "varnet.json"
 
-
-def fastmri_config(tmp_path: Path, root: Path, batch_size: int) -> Path:
-    config = json.loads(CONFIG.read_text())
-    config["trainer"].update(enable_progress_bar=False, enable_model_summary=False)
-    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
-    config["model"]["init_args"]["recon"]["init_args"] = dict(
-        num_cascades=1, chans=4, pools=1, sens_chans=2, sens_pools=1
-    )
+def fastmri_config(tiny_config: Path, root: Path, batch_size: int) -> Path:
+    """The tiny VarNet config of ``tiny_config`` on the fastMRI files under ``root``."""
+    config = json.loads(tiny_config.read_text())
     config["data"] = {
         "class_path": "deepinv_lab.data.fastmri_datamodule.FastMRIDataModule",
         "init_args": {
             "root": str(root),
             "batch_size": batch_size,
-            "cache_dir": str(tmp_path / "cache"),
+            "cache_dir": str(tiny_config.parent / "cache"),
             "mask_type": "equispaced_fraction",
         },
     }
-    path = tmp_path / f"ddp_b{batch_size}.json"
+    path = tiny_config.parent / f"ddp_b{batch_size}.json"
     path.write_text(json.dumps(config))
     return path
 
@@ -59,7 +53,7 @@ def run_test(config: Path, name: str, devices: int) -> dict:
 
 
 @pytest.mark.parametrize("batch_size", [1, 2])
-def test_two_gloo_processes_give_the_metrics_of_one(tmp_path, batch_size):
+def test_two_gloo_processes_give_the_metrics_of_one(tiny_config, tmp_path, batch_size):
     root = tmp_path / "data"
     # 3 volumes, 9 slices: odd, so the sampler pads; two matrix sizes, so batches are bucketed
     for number, (slices, width) in enumerate([(3, 24), (2, 28), (4, 24)]):
@@ -68,7 +62,7 @@ def test_two_gloo_processes_give_the_metrics_of_one(tmp_path, batch_size):
                 root / f"multicoil_{split}" / f"file{1000 + number}.h5",
                 num_slices=slices, width=width, num_coils=2, seed=number,
             )  # fmt: skip
-    config = fastmri_config(tmp_path, root, batch_size)
+    config = fastmri_config(tiny_config, root, batch_size)
     one = run_test(config, "one", devices=1)
     two = run_test(config, "two", devices=2)
     assert [v["fname"] for v in one["volumes"]] == ["file1000.h5", "file1001.h5", "file1002.h5"]
@@ -81,7 +75,7 @@ def test_two_gloo_processes_give_the_metrics_of_one(tmp_path, batch_size):
             assert two["mean"][key] == pytest.approx(value, rel=1e-6), key
 
 
-def test_predict_on_two_processes_writes_whole_volumes(tmp_path):
+def test_predict_on_two_processes_writes_whole_volumes(tiny_config, tmp_path):
     root = tmp_path / "data"
     for number, slices in enumerate([3, 2]):
         for split in ("train", "val"):
@@ -89,7 +83,7 @@ def test_predict_on_two_processes_writes_whole_volumes(tmp_path):
                 root / f"multicoil_{split}" / f"file{1000 + number}.h5",
                 num_slices=slices, num_coils=2, seed=number,
             )  # fmt: skip
-    config = fastmri_config(tmp_path, root, batch_size=1)
+    config = fastmri_config(tiny_config, root, batch_size=1)
     one = run("predict", config, "one", devices=1) / "reconstructions"
     two = run("predict", config, "two", devices=2) / "reconstructions"
     names = sorted(p.name for p in one.glob("*.h5"))

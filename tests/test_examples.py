@@ -1,7 +1,7 @@
 """The examples in examples/ run, and a subclassed block can be named in a config."""
 
-import subprocess
-import sys
+import re
+import runpy
 from pathlib import Path
 
 from deepinv_lab.cli import main
@@ -9,14 +9,24 @@ from deepinv_lab.cli import main
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
-def test_shared_weight_varnet_script_runs():
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "shared_weight_varnet.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "parameters: shared" in result.stdout
+def count(module) -> int:
+    return sum(p.numel() for p in module.parameters())  # a shared parameter counts once
+
+
+def test_shared_weight_varnet_script_prints_its_reconstruction_and_parameter_counts(capsys):
+    script = runpy.run_path(str(EXAMPLES / "shared_weight_varnet.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    pattern = r"reconstruction \(([\d, ]+)\); parameters: shared ([\d,]+) vs plain ([\d,]+)\n"
+    match = re.fullmatch(pattern, printed)
+    assert match, printed
+    shape, shared, plain = match.groups()
+    assert tuple(int(n) for n in shape.split(",")) == tuple(script["batch"]["target"].shape)
+    unshared = script["plain"]
+    regulariser = count(unshared.cascades[0].model)
+    assert int(plain.replace(",", "")) == count(unshared)
+    # one regulariser for every cascade: the plain count less the other cascades' regularisers
+    expected = count(unshared) - (len(unshared.cascades) - 1) * regulariser
+    assert int(shared.replace(",", "")) == expected
 
 
 def test_subclassed_block_is_usable_from_a_config(tiny_config, tmp_path, monkeypatch, capsys):

@@ -16,8 +16,9 @@ from deepinv_lab.pruning.structured import (
     prunable_blocks,
     prune_blocks,
 )
-from deepinv_lab.recons import DEQ, CGSense, VarNet, ZeroFilled
+from deepinv_lab.recons import DEQ, CGSense, ZeroFilled
 from deepinv_lab.training.module import ReconModule
+from tests.tiny import varnet as tiny_varnet
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +30,8 @@ def convs(module: nn.Module) -> list[nn.Conv2d]:
     return [m for m in module.modules() if isinstance(m, nn.modules.conv._ConvNd)]
 
 
-def tiny_varnet() -> VarNet:
-    return VarNet(num_cascades=2, chans=8, pools=2, sens_chans=4, sens_pools=1)
-
-
 def tiny_deq(spectral_norm: bool) -> DEQ:
-    denoiser = DnCNN(in_chans=2, depth=4, channels=16, batch_norm=False, residual=False)
+    denoiser = DnCNN(in_chans=2, num_layers=4, chans=16, batch_norm=False, residual=False)
     return DEQ(denoiser, max_iter=5, spectral_norm=spectral_norm, on_failure="ignore")
 
 
@@ -150,6 +147,6 @@ def test_a_pruned_checkpoint_loads_into_the_unpruned_architecture(batch):
         torch.testing.assert_close(fresh.recon(y, system), module.recon(y, system))
     assert has_pruned_architecture(fresh)  # and its own checkpoints keep the structure
 
-    other = ReconModule(recon=VarNet(num_cascades=1, chans=8, pools=2, sens_chans=4, sens_pools=1))
+    other = ReconModule(recon=tiny_varnet(num_cascades=1))
     with pytest.raises(ValueError, match="layer 'recon.cascades.1.*does not match the config"):
         apply_structure(other, checkpoint[STRUCTURE_KEY], checkpoint["state_dict"])
