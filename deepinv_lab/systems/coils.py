@@ -71,11 +71,10 @@ def espirit_maps(
     Dataset's ``__getitem__`` or a collate function. Cost: one SVD of a
     ``(calib_width - kernel_width + 1)^2`` x ``coils kernel_width^2`` matrix, then ``max_iter``
     power iterations of ``coils x coils`` matrices at each of the ``H W`` pixels (``coils^2 H W``
-    per iteration); measured on one CPU core with 8 coils: 0.17 s at 64 x 64, 0.6 s at 128 x 128,
-    4.4 s at 320 x 320 per sample (16 coils at 320 x 320: 19 s). Estimate maps in
+    per iteration): seconds per sample on one CPU core at fastMRI sizes. Estimate maps in
     DataLoader workers or once per dataset rather than in the training step, with one BLAS thread
     per worker (``OMP_NUM_THREADS=1`` or ``threadpoolctl``): on an oversubscribed CPU, threaded
-    LAPACK in the SVD made a 64 x 56 call ten times slower (1.7 s instead of 0.16 s).
+    LAPACK in the SVD can make a call many times slower.
 
     Args:
         kspace: complex k-space ``(coils, H, W)`` or batched ``(B, coils, H, W)``; only the central
