@@ -206,6 +206,8 @@ def test_bad_arguments(tree):
         ImageFolder(root, sigma=0.1, sigma_range=(0, 1))
     with pytest.raises(ValueError, match="validation/test only"):
         ImageFolder(root, patch_size=None)
+    with pytest.raises(ValueError, match=r"patches_per_image \(2\) must be 1 with patch_size=None"):
+        ImageFolder(root, split="val", patch_size=None, patches_per_image=2)
     with pytest.raises(ValueError, match="split"):
         ImageFolder(root, split="training")
 
@@ -313,6 +315,10 @@ def test_paired_errors(tmp_path):
     _save(lr / "0002x2.png", _gray(16, 16))
     with pytest.raises(ValueError, match="smaller than lr_patch_size"):
         PairedFolder(hr, lr, scale=2, lr_patch_size=17)
+    with pytest.raises(ValueError, match=r"^lr_patch_size=None \(whole images\) is for validation"):
+        PairedFolder(hr, lr, scale=2, lr_patch_size=None)
+    with pytest.raises(ValueError, match=r"patches_per_image \(3\) must be 1 with lr_patch_size="):
+        PairedFolder(hr, lr, 2, "val", lr_patch_size=None, patches_per_image=3)
     data = PairedFolder(hr, lr, scale=2, lr_patch_size=8, lr_suffix="x2", num_images=3)
     assert len(data) == 3
 

@@ -160,6 +160,14 @@ def test_stack_normal_is_the_sum_of_normals():
         stacked.adjoint(system(x))
 
 
+def test_sum_needs_outputs_of_one_shape():
+    from deepinv_lab.systems.base import Identity, Sum
+
+    system, x = CompressedSensing.example(batch_size=2, dtype=torch.complex64)
+    with pytest.raises(ValueError, match=r"^Sum: the Systems' forward outputs differ in shape"):
+        Sum([system, Identity()])(x)
+
+
 @pytest.mark.parametrize(
     "maps_shape,mask_shape",
     [

@@ -36,7 +36,7 @@ def _systems_cases():
         PoissonNoise,
         RandomSigmaGaussianNoise,
     )
-    from deepinv_lab.systems.base import Composition
+    from deepinv_lab.systems.base import Composition, Stack, Sum
     from deepinv_lab.systems.sampling import RandomMaskFunc, create_mask_for_mask_type
     from deepinv_lab.systems.trajectories import check_trajectory, radial_trajectory
 
@@ -59,6 +59,8 @@ def _systems_cases():
         ("CompressedSensing m", lambda: CompressedSensing(0, (1, 4, 4)), "m must be >= 1"),
         ("Inpainting mask values", lambda: Inpainting(torch.full((1, 1, 2, 2), 0.5)), "0/1"),
         ("Composition empty", lambda: Composition([]), "systems must hold"),
+        ("Sum empty", lambda: Sum([]), "^Sum: systems must hold at least one System"),
+        ("Stack empty", lambda: Stack([]), "^Stack: systems must hold at least one System"),
         (
             "MultiCoilMRI mask shape",
             lambda: MultiCoilMRI(maps, torch.ones(2, 1, 1, 6)),
@@ -169,6 +171,11 @@ def _recons_cases():
         ("CGSense max_iter", lambda: CGSense(max_iter=-1), "CGSense: max_iter must be"),
         ("CGSense damping", lambda: CGSense(damping=-1.0), "damping must be a number > 0"),
         ("DEQ iteration", lambda: DEQ(nn.Identity(), iteration="admm"), "iteration must be"),
+        (
+            "DEQ cg_max_iter",
+            lambda: DEQ(nn.Identity(), iteration="modl", cg_max_iter=-1),
+            "DEQ: cg_max_iter must be an integer >= 0",
+        ),
         ("ZeroFilled combine", lambda: ZeroFilled(combine="sum"), "combine must be"),
         ("Interpolation scale", lambda: Interpolation(scale=0), "scale must be an integer"),
         (

@@ -22,8 +22,8 @@ def recon_state(
 ) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, int]] | None]:
     """The Recon's weights in ``checkpoint`` and its pruned architecture (None if unpruned).
 
-    A Lightning checkpoint of a ``ReconModule`` (or a subclass: ``GANModule``,
-    ``FineTuneModule``) keeps the Recon under ``recon.``; a plain state dict of the Recon itself
+    A Lightning checkpoint of a ``ReconModule`` (or a subclass such as ``GANModule``) keeps the
+    Recon under ``recon.``; a plain state dict of the Recon itself
     is taken as it is.
     """
     state = checkpoint.get("state_dict", checkpoint)

@@ -19,6 +19,12 @@ from deepinv_lab.errors import UserError
 TRAIN_ORDER_SEED = 0
 
 
+def check_batch_size(batch_size: int) -> None:
+    """Raise a :class:`~deepinv_lab.errors.UserError` unless ``data.batch_size`` is >= 1."""
+    if batch_size < 1:
+        raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
+
+
 class TrainValDataModule(pl.LightningDataModule):
     """The loaders of a DataModule with a training, a validation and an optional test set (the
     validation set doubles as the test set when there is none, and as the predict set).
@@ -109,8 +115,7 @@ class SimulatedBrainMRIDataModule(TrainValDataModule):
         **dataset_args,
     ):
         super().__init__()
-        if batch_size < 1:
-            raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.train_size = train_size

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepinv_lab.data.datamodule import TrainValDataModule
+from deepinv_lab.data.datamodule import TrainValDataModule, check_batch_size
 from deepinv_lab.data.fastmri import (
     CHALLENGES,
     FastMRISliceDataset,
@@ -92,8 +92,7 @@ class FastMRIDataModule(TrainValDataModule):
         super().__init__()
         if challenge not in CHALLENGES:
             raise UserError(f"data.challenge must be one of {CHALLENGES}, got {challenge!r}")
-        if batch_size < 1:
-            raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         if num_workers < 0:
             raise UserError(f"data.num_workers must be >= 0, got {num_workers}")
         self.batch_size = batch_size

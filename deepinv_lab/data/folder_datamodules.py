@@ -18,6 +18,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from torch.utils.data import Dataset
+
 from deepinv_lab.data.datamodule import TrainValDataModule
 from deepinv_lab.data.folders import ImageFolder, PairedFolder, TooFewImagesError
 from deepinv_lab.data.image_files import IMAGE_EXTENSIONS
@@ -111,7 +113,7 @@ class _FolderDataModule(TrainValDataModule):
         self.train_size = arguments["train_size"]
 
 
-class ImageFolderDenoisingDataModule(TrainValDataModule):
+class ImageFolderDenoisingDataModule(_FolderDataModule):
     """Gaussian denoising on image folders (:class:`~deepinv_lab.data.folders.ImageFolder`).
 
     Args:
@@ -171,7 +173,7 @@ class ImageFolderDenoisingDataModule(TrainValDataModule):
         check_files: bool = True,
     ):
         super().__init__()
-        _check_shared(locals())
+        self._configure(locals())
         _check_size(patch_size, "patch_size", optional=False)
         _check_size(val_patch_size, "val_patch_size")
         try:
@@ -206,40 +208,33 @@ class ImageFolderDenoisingDataModule(TrainValDataModule):
             extensions=extensions,
             check_files=check_files,
         )
+        val_crop, val_crops = _evaluation_crops(
+            val_whole_images, val_patch_size, patch_size, val_patches_per_image
+        )
         evaluation = dict(
             split="val",
-            patch_size=None if val_whole_images else (val_patch_size or patch_size),
-            patches_per_image=1 if val_whole_images else val_patches_per_image,
+            patch_size=val_crop,
+            patches_per_image=val_crops,
             num_images=val_size,
             **common,
         )
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = bool(pin_memory)
-        self.seed = seed
-        self.train_size = train_size
         # Built now so that bad arguments and files fail at start-up.
-        try:
-            self.train_set = ImageFolder(
-                train_root,
-                split="train",
-                patch_size=patch_size,
-                augment=augment,
-                patches_per_image=patches_per_image,
-                num_images=train_size,
-                **common,
-            )
-        except UserError as error:
-            raise _wrap("train_root", error) from error
-        try:
-            self.val_set = ImageFolder(val_root, **evaluation)
-        except UserError as error:
-            raise _wrap("val_root", error) from error
+        self.train_set = _build(
+            "train_root",
+            ImageFolder,
+            train_root,
+            split="train",
+            patch_size=patch_size,
+            augment=augment,
+            patches_per_image=patches_per_image,
+            num_images=train_size,
+            **common,
+        )
+        self.val_set = _build("val_root", ImageFolder, val_root, **evaluation)
         if test_root is not None:
-            try:
-                self.test_set = ImageFolder(test_root, **{**evaluation, "split": "test"})
-            except UserError as error:
-                raise _wrap("test_root", error) from error
+            self.test_set = _build(
+                "test_root", ImageFolder, test_root, **{**evaluation, "split": "test"}
+            )
         self.collate_fn = self.train_set.collate_fn
 
 
@@ -285,7 +280,7 @@ def deeprock_sr_folders(
     return hr[0], lr[0]
 
 
-class PairedSRDataModule(TrainValDataModule):
+class PairedSRDataModule(_FolderDataModule):
     """Super-resolution from LR/HR image pairs (:class:`~deepinv_lab.data.folders.PairedFolder`).
 
     Args:
@@ -343,7 +338,7 @@ class PairedSRDataModule(TrainValDataModule):
         check_files: bool = True,
     ):
         super().__init__()
-        _check_shared(locals())
+        self._configure(locals())
         _check_size(scale, "scale", optional=False)
         _check_size(lr_patch_size, "lr_patch_size", optional=False)
         _check_size(val_lr_patch_size, "val_lr_patch_size")
@@ -393,41 +388,42 @@ class PairedSRDataModule(TrainValDataModule):
             extensions=extensions,
             check_files=check_files,
         )
+        val_crop, val_crops = _evaluation_crops(
+            val_whole_images, val_lr_patch_size, lr_patch_size, val_patches_per_image
+        )
         evaluation = dict(
-            lr_patch_size=None if val_whole_images else (val_lr_patch_size or lr_patch_size),
-            patches_per_image=1 if val_whole_images else val_patches_per_image,
+            lr_patch_size=val_crop,
+            patches_per_image=val_crops,
             num_images=val_size,
             **common,
         )
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = bool(pin_memory)
-        self.seed = seed
-        self.train_size = train_size
-        try:
-            self.train_set = PairedFolder(
-                folders["train_hr"],
-                folders["train_lr"],
-                split="train",
-                lr_patch_size=lr_patch_size,
-                augment=augment,
-                patches_per_image=patches_per_image,
-                num_images=train_size,
-                **common,
-            )
-        except UserError as error:
-            raise _wrap("train_hr/train_lr", error) from error
-        try:
-            self.val_set = PairedFolder(
-                folders["val_hr"], folders["val_lr"], split="val", **evaluation
-            )
-        except UserError as error:
-            raise _wrap("val_hr/val_lr", error) from error
+        self.train_set = _build(
+            "train_hr/train_lr",
+            PairedFolder,
+            folders["train_hr"],
+            folders["train_lr"],
+            split="train",
+            lr_patch_size=lr_patch_size,
+            augment=augment,
+            patches_per_image=patches_per_image,
+            num_images=train_size,
+            **common,
+        )
+        self.val_set = _build(
+            "val_hr/val_lr",
+            PairedFolder,
+            folders["val_hr"],
+            folders["val_lr"],
+            split="val",
+            **evaluation,
+        )
         if folders["test_hr"] is not None:
-            try:
-                self.test_set = PairedFolder(
-                    folders["test_hr"], folders["test_lr"], split="test", **evaluation
-                )
-            except UserError as error:
-                raise _wrap("test_hr/test_lr", error) from error
+            self.test_set = _build(
+                "test_hr/test_lr",
+                PairedFolder,
+                folders["test_hr"],
+                folders["test_lr"],
+                split="test",
+                **evaluation,
+            )
         self.collate_fn = self.train_set.collate_fn

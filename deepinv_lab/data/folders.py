@@ -91,11 +91,14 @@ def collate_folder_denoising(samples: Sequence[dict]) -> dict:
 
 
 class _FolderDataset(Dataset):
-    """Split, subset, item indexing and generators shared by the folder datasets.
+    """Split, subset, crop size, item indexing, generators and size buckets shared by the
+    folder datasets.
 
     Item ``i`` is patch ``i % patches_per_image`` of the ``i // patches_per_image``-th selected
     image.
     """
+
+    grayscale: bool
 
     def __init__(
         self,
@@ -112,6 +115,40 @@ class _FolderDataset(Dataset):
         self.seed = int(seed)
         self.augment = bool(augment)
         self.indices: list[int] = []  # positions in the sorted file list of the images used
+        # (H, W) of the used images (HR for pairs), from their headers; None without check_files.
+        self.sizes: dict[int, tuple[int, int]] | None = None
+        self._crop_size: int | None = None  # None: whole images
+
+    def _set_crop_size(self, size: int | None, name: str) -> int | None:
+        """Check and keep the side of the square crops, argument ``name``; None (whole images)
+        is for validation/test with one item per image."""
+        if size is None:
+            if self.training:
+                raise UserError(
+                    f"{name}=None (whole images) is for validation/test only; training "
+                    "needs square crops of one size"
+                )
+            if self.patches_per_image != 1:
+                raise UserError(
+                    f"patches_per_image ({self.patches_per_image}) must be 1 with {name}=None "
+                    "(whole images)"
+                )
+        else:
+            positive_int(size, name)
+        self._crop_size = size
+        return size
+
+    @property
+    def channels(self) -> int:
+        """Channels of every item: 1 (grayscale) or 3 (RGB)."""
+        return 1 if self.grayscale else 3
+
+    def bucket_keys(self) -> list[tuple[int, int]] | None:
+        """One shape key per item for batching whole images of equal size together (whole
+        images with known sizes only), else None."""
+        if self._crop_size is not None or self.sizes is None:
+            return None
+        return [self.sizes[i] for i in self.indices for _ in range(self.patches_per_image)]
 
     def __len__(self) -> int:
         return len(self.indices) * self.patches_per_image
@@ -193,27 +230,12 @@ class ImageFolder(_FolderDataset):
     ):
         super().__init__(split, patches_per_image, seed, augment)
         self.sigma, self.sigma_range = check_sigma(sigma, sigma_range)
-        if patch_size is None:
-            if self.training:
-                raise UserError(
-                    "patch_size=None (whole images) is for validation/test only; training "
-                    "needs square crops of one size"
-                )
-            if patches_per_image != 1:
-                raise UserError(
-                    f"patches_per_image ({patches_per_image}) must be 1 with patch_size=None "
-                    "(whole images)"
-                )
-        else:
-            positive_int(patch_size, "patch_size")
-        self.patch_size = patch_size
+        self.patch_size = self._set_crop_size(patch_size, "patch_size")
         self.grayscale = bool(grayscale)
         self.files = find_images(root, extensions)
         self.root = Path(root).expanduser().resolve()
         self.names = [path.relative_to(self.root).as_posix() for path in self.files]
         self.indices = _image_subset(len(self.files), num_images, self.seed, str(self.root))
-        # (H, W) of the used images, from their headers; None without check_files.
-        self.sizes: dict[int, tuple[int, int]] | None = None
         if check_files:
             self.sizes = {}
             small = []
@@ -230,18 +252,6 @@ class ImageFolder(_FolderDataset):
 
     #: The collate function of denoising items.
     collate_fn = staticmethod(collate_folder_denoising)
-
-    @property
-    def channels(self) -> int:
-        """Channels of every item: 1 (grayscale) or 3 (RGB)."""
-        return 1 if self.grayscale else 3
-
-    def bucket_keys(self) -> list[tuple[int, int]] | None:
-        """One shape key per item for batching whole images of equal size together (whole
-        images with known sizes only), else None."""
-        if self.patch_size is not None or self.sizes is None:
-            return None
-        return [self.sizes[i] for i in self.indices for _ in range(self.patches_per_image)]
 
     def __getitem__(self, index: int) -> dict:
         file_index, number, generator = self._locate(index)
@@ -360,20 +370,7 @@ class PairedFolder(_FolderDataset):
         self.scale = positive_int(scale, "scale")
         Downsampling(scale, filter)  # checks filter
         self.filter = filter
-        if lr_patch_size is None:
-            if self.training:
-                raise UserError(
-                    "lr_patch_size=None (whole images) is for validation/test only; training "
-                    "needs square crops of one size"
-                )
-            if patches_per_image != 1:
-                raise UserError(
-                    f"patches_per_image ({patches_per_image}) must be 1 with lr_patch_size=None "
-                    "(whole images)"
-                )
-        else:
-            positive_int(lr_patch_size, "lr_patch_size")
-        self.lr_patch_size = lr_patch_size
+        self.lr_patch_size = self._set_crop_size(lr_patch_size, "lr_patch_size")
         self.lr_suffix = f"x{scale}" if lr_suffix is None else str(lr_suffix)
         self.grayscale = bool(grayscale)
         self.hr_root = Path(hr_root).expanduser().resolve()
@@ -382,7 +379,6 @@ class PairedFolder(_FolderDataset):
         self.names = [path.relative_to(self.hr_root).as_posix() for path in self.files]
         self.lr_files = self._match(find_images(lr_root, extensions))
         self.indices = _image_subset(len(self.files), num_images, self.seed, str(self.hr_root))
-        self.sizes: dict[int, tuple[int, int]] | None = None  # HR (H, W)
         if check_files:
             self._check_sizes()
 
@@ -444,21 +440,9 @@ class PairedFolder(_FolderDataset):
             self.sizes[i] = (hr_height, hr_width)
 
     @property
-    def channels(self) -> int:
-        """Channels of every item: 1 (grayscale) or 3 (RGB)."""
-        return 1 if self.grayscale else 3
-
-    @property
     def collate_fn(self) -> PairedCollate:
         """The collate function of this dataset's ``scale`` and ``filter``."""
         return PairedCollate(self.scale, self.filter)
-
-    def bucket_keys(self) -> list[tuple[int, int]] | None:
-        """One shape key per item for batching whole images of equal size together (whole
-        images with known sizes only), else None."""
-        if self.lr_patch_size is not None or self.sizes is None:
-            return None
-        return [self.sizes[i] for i in self.indices for _ in range(self.patches_per_image)]
 
     def __getitem__(self, index: int) -> dict:
         file_index, number, generator = self._locate(index)

@@ -12,7 +12,7 @@ effectively unlimited training set.
 
 from __future__ import annotations
 
-from deepinv_lab.data.datamodule import TrainValDataModule
+from deepinv_lab.data.datamodule import TrainValDataModule, check_batch_size
 from deepinv_lab.data.images import BuiltinDenoising, BuiltinSuperResolution
 from deepinv_lab.data.microct import BuiltinMicroCT
 from deepinv_lab.errors import UserError
@@ -37,8 +37,7 @@ class _BuiltinImageDataModule(TrainValDataModule):
     def _check(
         self, batch_size: int, train_size: int | None, patches_per_image: int | None
     ) -> None:
-        if batch_size < 1:
-            raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         if train_size is not None:
             if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
                 raise UserError(

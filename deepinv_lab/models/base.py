@@ -32,6 +32,15 @@ class Model(nn.Module):
                 f"got {tuple(x.shape)}{hint}"
             )
 
+    def check_num_layers(self, num_layers: int) -> None:
+        """Raise a :class:`~deepinv_lab.errors.UserError` naming the model unless a plain CNN
+        has ``num_layers >= 2`` convolutions (a first one from the image channels and a last one
+        back to them)."""
+        if num_layers < 2:
+            raise UserError(
+                f"{type(self).__name__}: num_layers must be at least 2, got {num_layers}"
+            )
+
     @classmethod
     def example(cls) -> tuple[Model, torch.Tensor]:
         """A small instance of this Model and a valid input for it."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
 
 
@@ -104,10 +103,7 @@ class DnCNN(Model):
         residual: bool = True,
     ):
         super().__init__()
-        if num_layers < 2:
-            raise UserError(
-                f"{type(self).__name__}: num_layers must be at least 2, got {num_layers}"
-            )
+        self.check_num_layers(num_layers)
         self.in_chans = in_chans
         self.num_layers = num_layers
         self.chans = chans

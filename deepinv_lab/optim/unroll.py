@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from deepinv_lab.errors import UserError
 from deepinv_lab.functional import channels_to_complex, complex_to_channels
+from deepinv_lab.optim.cg import CG_OPTION_NAMES, check_cg_args
 from deepinv_lab.optim.data_consistency import (
     GradientDescentStep,
     NormalOperator,
@@ -48,6 +49,25 @@ class ModlIteration(nn.Module):
         self, x: torch.Tensor, adjoint_y: torch.Tensor, normal: NormalOperator
     ) -> torch.Tensor:
         return self.data_consistency(apply_prior(self.prior, x), adjoint_y, normal)
+
+
+def modl_iteration(
+    owner: str,
+    prior: nn.Module,
+    damping: float,
+    learn_damping: bool,
+    cg_tol: float,
+    cg_max_iter: int,
+    cg_backward: str = "autograd",
+) -> ModlIteration:
+    """A :class:`ModlIteration` from a Recon's options, checked under their config names
+    (``cg_tol``, ``cg_max_iter``, ``cg_backward``; errors name ``owner``). Its CG solves are a
+    fixed budget inside a network, so a missed tolerance never warns."""
+    check_cg_args(owner, cg_tol, cg_max_iter, cg_backward, names=CG_OPTION_NAMES)
+    data_consistency = ProximalDataConsistency(
+        damping, learn_damping, cg_tol, cg_max_iter, cg_backward, on_failure="ignore"
+    )
+    return ModlIteration(prior, data_consistency)
 
 
 class ProximalGradientIteration(nn.Module):

@@ -9,11 +9,10 @@ from torch import nn
 
 from deepinv_lab.errors import UserError
 from deepinv_lab.models.spectral import spectral_normalize
-from deepinv_lab.optim.cg import CG_OPTION_NAMES, check_cg_args
 from deepinv_lab.optim.convergence import OnFailure
-from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
+from deepinv_lab.optim.data_consistency import GradientDescentStep
 from deepinv_lab.optim.deq import DeepEquilibrium
-from deepinv_lab.optim.unroll import ModlIteration, ProximalGradientIteration
+from deepinv_lab.optim.unroll import ModlIteration, ProximalGradientIteration, modl_iteration
 from deepinv_lab.recons.base import SolutionRecon
 from deepinv_lab.systems.base import LinearSystem
 
@@ -85,11 +84,9 @@ class DEQ(SolutionRecon):
                 denoiser, GradientDescentStep(step_size, learn_step_size)
             )
         elif iteration == "modl":
-            check_cg_args("DEQ", cg_tol, cg_max_iter, names=CG_OPTION_NAMES)
-            data_consistency = ProximalDataConsistency(
-                damping, learn_damping, cg_tol, cg_max_iter, on_failure="ignore"
+            self.iteration = modl_iteration(
+                "DEQ", denoiser, damping, learn_damping, cg_tol, cg_max_iter
             )
-            self.iteration = ModlIteration(denoiser, data_consistency)
         else:
             raise UserError(
                 f"DEQ: iteration must be 'proximal_gradient' or 'modl', got {iteration!r}"

@@ -7,9 +7,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from deepinv_lab.optim.cg import CG_OPTION_NAMES, check_cg_args
-from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
-from deepinv_lab.optim.unroll import ModlIteration, ProximalGradientIteration, Unrolled
+from deepinv_lab.optim.data_consistency import GradientDescentStep
+from deepinv_lab.optim.unroll import ProximalGradientIteration, Unrolled, modl_iteration
 from deepinv_lab.recons.base import SolutionRecon
 from deepinv_lab.systems.base import LinearSystem
 
@@ -59,12 +58,10 @@ class MoDL(_UnrolledRecon):
         magnitude: bool = True,
     ):
         super().__init__()
-        check_cg_args("MoDL", cg_tol, cg_max_iter, cg_backward, names=CG_OPTION_NAMES)
-        data_consistency = ProximalDataConsistency(
-            damping, learn_damping, cg_tol, cg_max_iter, cg_backward, on_failure="ignore"
-        )
         self.unrolled = Unrolled(
-            ModlIteration(denoiser, data_consistency),
+            modl_iteration(
+                "MoDL", denoiser, damping, learn_damping, cg_tol, cg_max_iter, cg_backward
+            ),
             num_iterations,
             share_weights,
             checkpoint_iterations,

@@ -261,9 +261,7 @@ class Composition(LinearSystem):
         for system in systems:
             # Flatten plain compositions only; named subclasses keep their identity.
             flat.extend(system.systems if type(system) is Composition else [system])
-        if not flat:
-            raise UserError("Composition: systems must hold at least one System, got none")
-        self.systems = nn.ModuleList(flat)
+        self.systems = _system_list(flat, "Composition")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for system in reversed(self.systems):
@@ -336,19 +334,13 @@ class Sum(LinearSystem):
 
     def __init__(self, systems: Sequence[LinearSystem]):
         super().__init__()
-        if not systems:
-            raise UserError("Sum: systems must hold at least one System, got none")
-        self.systems = nn.ModuleList(systems)
+        self.systems = _system_list(systems, "Sum")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = [system(x) for system in self.systems]
-        _check_same_shapes(outputs, "Sum", "forward")
-        return torch.stack(outputs).sum(0)
+        return _sum_outputs([system(x) for system in self.systems], "Sum", "forward")
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        outputs = [system.adjoint(y) for system in self.systems]
-        _check_same_shapes(outputs, "Sum", "adjoint")
-        return torch.stack(outputs).sum(0)
+        return _sum_outputs([system.adjoint(y) for system in self.systems], "Sum", "adjoint")
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
@@ -367,9 +359,7 @@ class Stack(LinearSystem):
 
     def __init__(self, systems: Sequence[LinearSystem]):
         super().__init__()
-        if not systems:
-            raise UserError("Stack: systems must hold at least one System, got none")
-        self.systems = nn.ModuleList(systems)
+        self.systems = _system_list(systems, "Stack")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(system(x) for system in self.systems)
@@ -386,13 +376,10 @@ class Stack(LinearSystem):
                 f"System, got {given}"
             )
         outputs = [system.adjoint(y) for system, y in zip(self.systems, ys, strict=True)]
-        _check_same_shapes(outputs, "Stack", "adjoint")
-        return torch.stack(outputs).sum(0)
+        return _sum_outputs(outputs, "Stack", "adjoint")
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = [system.normal(x) for system in self.systems]
-        _check_same_shapes(outputs, "Stack", "normal")
-        return torch.stack(outputs).sum(0)
+        return _sum_outputs([system.normal(x) for system in self.systems], "Stack", "normal")
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
@@ -408,7 +395,16 @@ def _example_operand(batch_size: int, dtype: torch.dtype) -> tuple[LinearSystem,
     return CompressedSensing.example(batch_size, dtype)
 
 
-def _check_same_shapes(outputs: list[torch.Tensor], owner: str, what: str) -> None:
+def _system_list(systems: Sequence[LinearSystem], owner: str) -> nn.ModuleList:
+    """The Systems of a combination (``owner``) as a ModuleList; there must be at least one."""
+    if not systems:
+        raise UserError(f"{owner}: systems must hold at least one System, got none")
+    return nn.ModuleList(systems)
+
+
+def _sum_outputs(outputs: list[torch.Tensor], owner: str, what: str) -> torch.Tensor:
+    """The sum of the Systems' ``what`` outputs, which must all have one shape."""
     shapes = {tuple(o.shape) for o in outputs}
     if len(shapes) > 1:
         raise ValueError(f"{owner}: the Systems' {what} outputs differ in shape: {sorted(shapes)}")
+    return torch.stack(outputs).sum(0)

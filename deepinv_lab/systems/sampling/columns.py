@@ -44,6 +44,13 @@ from deepinv_lab.systems.sampling.base import (
 )
 
 
+def _column_mask(num_cols: int, columns: slice | np.ndarray) -> np.ndarray:
+    """``(W,)`` float32 mask, 1 at ``columns`` (an index into the ``W`` columns), else 0."""
+    mask = np.zeros(num_cols, dtype=np.float32)
+    mask[columns] = 1
+    return mask
+
+
 class MaskFunc:
     """Base class of column-subsampling masks: a fully sampled center plus an acceleration pattern.
 
@@ -165,10 +172,8 @@ class MaskFunc:
         """``(W,)`` mask of ``num_low_frequencies`` contiguous columns starting at
         ``(W - num_low_frequencies + 1) // 2`` (for even ``W`` and an odd count, the extra column
         goes to the right of the DC column ``W // 2``)."""
-        mask = np.zeros(num_cols, dtype=np.float32)
         start = (num_cols - num_low_frequencies + 1) // 2
-        mask[start : start + num_low_frequencies] = 1
-        return mask
+        return _column_mask(num_cols, slice(start, start + num_low_frequencies))
 
     def calculate_acceleration_mask(
         self,
@@ -244,9 +249,7 @@ class EquispacedMaskFunc(MaskFunc):
     ) -> np.ndarray:
         if offset is None:
             offset = self.rng.randint(0, high=round(acceleration))
-        mask = np.zeros(num_cols, dtype=np.float32)
-        mask[offset :: int(acceleration)] = 1
-        return mask
+        return _column_mask(num_cols, slice(offset, None, int(acceleration)))
 
 
 class EquispacedMaskFractionFunc(MaskFunc):
@@ -280,9 +283,7 @@ class EquispacedMaskFractionFunc(MaskFunc):
             offset = self.rng.randint(0, high=round(adjusted_acceleration))
         # np.arange with a float step (not offset + k * step) for bit-identical positions.
         positions = np.arange(offset, num_cols - 1, adjusted_acceleration)
-        mask = np.zeros(num_cols, dtype=np.float32)
-        mask[np.rint(positions).astype(np.int64)] = 1
-        return mask
+        return _column_mask(num_cols, np.rint(positions).astype(np.int64))
 
 
 MASK_FUNCS: dict[str, type[MaskFunc]] = {
