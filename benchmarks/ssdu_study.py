@@ -36,6 +36,18 @@ VARIANTS: dict[str, list[dict] | None] = {
     "ssdu_points_gaussian": [
         {"class_path": SSDU, "init_args": {"granularity": "points", "selection": "gaussian"}}
     ],
+    "ssdu_columns_uniform_theta": [
+        {
+            "class_path": SSDU,
+            "init_args": {"granularity": "columns", "selection": "uniform", "theta_weight": 1.0},
+        }
+    ],
+    "ssdu_points_uniform_theta": [
+        {
+            "class_path": SSDU,
+            "init_args": {"granularity": "points", "selection": "uniform", "theta_weight": 1.0},
+        }
+    ],
     "ssdu_points_uniform_4splits": [
         {
             "class_path": SSDU,

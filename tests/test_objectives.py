@@ -227,3 +227,20 @@ def test_objectives_from_a_lightning_cli_config(tiny_config, tmp_path):
 
     scalars = set(EventAccumulator(str(run_dir)).Reload().Tags()["scalars"])
     assert {"train/loss", "train/supervised", "train/ssdu", "train/distillation"} <= scalars
+
+
+class HalfOfWhatItSees(ZeroFilled):
+    """Predicts half the measurements it is given and nothing elsewhere: SSDU's normalised loss
+    is then 2 on Lambda (nothing predicted) and 1 on Theta (half of each value), exactly."""
+
+    def measurement_estimate(self, y, system, observe=None):
+        return 0.5 * y
+
+
+@pytest.mark.parametrize("granularity", ["points", "columns"])
+@pytest.mark.parametrize("theta_weight", [0.0, 2.0])
+def test_ssdu_theta_weight_adds_the_loss_on_what_the_recon_saw(batch, granularity, theta_weight):
+    module = ReconModule(HalfOfWhatItSees())
+    objective = SSDU(granularity=granularity, theta_weight=theta_weight, splits=2)
+    value = objective(module, batch, None)
+    torch.testing.assert_close(value, torch.tensor(2.0 + theta_weight), rtol=1e-5, atol=1e-6)

@@ -118,6 +118,12 @@ class SSDU(Objective):
             al., ISBI 2021); each costs one reconstruction.
         selection: ``"uniform"`` or SSDU's ``"gaussian"`` selection of held-out locations.
         granularity: ``"points"`` (SSDU) or ``"columns"``: what a column mask holds out.
+        theta_weight: weight of the same normalised loss on ``Theta``, the measurements the
+            Recon saw: ``L = ssdu(Lambda) + theta_weight * ssdu(Theta)``. SSDU has 0: its
+            networks end in a (near) hard data-consistency step on ``Theta``. A Recon whose
+            output on the measured locations is free (VarNet's soft data consistency, whose
+            regulariser term also writes there) needs it, or nothing keeps those locations near
+            ``y`` (see docs/training.md).
     """
 
     name = "ssdu"
@@ -129,6 +135,7 @@ class SSDU(Objective):
         splits: int = 1,
         selection: Selection = "uniform",
         granularity: Granularity = "points",
+        theta_weight: float = 0.0,
     ):
         super().__init__(weight)
         if not 0 < holdout < 1:
@@ -139,7 +146,9 @@ class SSDU(Objective):
             raise UserError(f"SSDU: selection must be 'uniform' or 'gaussian', got {selection!r}")
         if granularity not in ("points", "columns"):
             raise UserError(f"SSDU: granularity must be 'points' or 'columns', got {granularity!r}")
-        self.holdout, self.splits = holdout, splits
+        if not theta_weight >= 0:
+            raise UserError(f"SSDU: theta_weight must be >= 0, got {theta_weight}")
+        self.holdout, self.splits, self.theta_weight = holdout, splits, float(theta_weight)
         self.selection, self.granularity = selection, granularity
 
     def __call__(self, module, batch, output):
@@ -168,12 +177,15 @@ class SSDU(Objective):
             )
             estimate = module.recon.measurement_estimate(y * theta, system.with_mask(theta), system)
             total = total + ssdu_loss(estimate, y, lam)
+            if self.theta_weight:
+                total = total + self.theta_weight * ssdu_loss(estimate, y, theta)
         return total / self.splits
 
     def __repr__(self) -> str:
         return (
             f"SSDU(weight={self.weight}, holdout={self.holdout}, splits={self.splits}, "
-            f"selection={self.selection!r}, granularity={self.granularity!r})"
+            f"selection={self.selection!r}, granularity={self.granularity!r}, "
+            f"theta_weight={self.theta_weight})"
         )
 
 
