@@ -6,6 +6,12 @@ always against the ground truth. Prints one table row per variant: the final val
 PSNR, NMSE and the wall time.
 
     OMP_NUM_THREADS=2 python benchmarks/ssdu_study.py --out ssdu_study [--only NAME ...]
+    OMP_NUM_THREADS=2 python benchmarks/ssdu_study.py --out ssdu_study --probe
+
+``--probe`` loads each trained variant's ``last.ckpt`` and measures, on the validation slices,
+where its k-space goes: the energy of VarNet's final k-space on the measured locations and
+outside them, relative to the measurements' energy, and the mean brightness of its images
+relative to the targets'.
 
 The variants isolate what SSDU (Yaman et al., MRM 2020) does differently from a first attempt:
 which locations are held out (whole columns or single k-space points), how they are drawn
@@ -48,6 +54,12 @@ VARIANTS: dict[str, list[dict] | None] = {
             "init_args": {"granularity": "points", "selection": "uniform", "theta_weight": 1.0},
         }
     ],
+    "ssdu_points_gaussian_theta": [
+        {
+            "class_path": SSDU,
+            "init_args": {"granularity": "points", "selection": "gaussian", "theta_weight": 1.0},
+        }
+    ],
     "ssdu_points_uniform_4splits": [
         {
             "class_path": SSDU,
@@ -75,12 +87,45 @@ def run(name: str, objectives: list[dict] | None, out: Path, extra: list[str]) -
     return {"variant": name, "seconds": round(seconds), **{k: float(v) for k, v in metrics.items()}}
 
 
+def probe(out: Path) -> None:
+    import torch
+
+    from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
+    from deepinv_lab.training.module import ReconModule
+
+    config = json.loads(Path("configs/varnet.json").read_text())["data"]["init_args"]
+    data = SimulatedBrainMRIDataModule(**{**config, "batch_size": 13})
+    data.setup("fit")
+    batch = next(iter(data.val_dataloader()))
+    y, system, target = batch["y"], batch["system"], batch["target"]
+    mask = system.mask.expand_as(y)
+    energy = y.abs().square().sum()
+    print("| variant | k-space energy on the measured locations / y's | outside them / y's | "
+          "image mean / target mean |")  # fmt: skip
+    print("|---|---|---|---|")
+    for name in VARIANTS:
+        checkpoint = out / name / "version_0" / "checkpoints" / "last.ckpt"
+        if not checkpoint.is_file():
+            continue
+        module = ReconModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+        with torch.no_grad():
+            kspace = module.recon.kspace(y, system)
+            image = module.reconstruct(batch)
+        inside = float((kspace * mask).abs().square().sum() / energy)
+        outside = float((kspace * (1 - mask)).abs().square().sum() / energy)
+        brightness = float(image.mean() / target.mean())
+        print(f"| {name} | {inside:.3f} | {outside:.3f} | {brightness:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("ssdu_study"))
     parser.add_argument("--only", nargs="*", choices=sorted(VARIANTS), default=None)
+    parser.add_argument("--probe", action="store_true", help="measure the trained variants")
     parser.add_argument("extra", nargs="*", help="more fit arguments, after --")
     options = parser.parse_args()
+    if options.probe:
+        return probe(options.out)
     options.out.mkdir(parents=True, exist_ok=True)
     results = options.out / "results.jsonl"
     print("| variant | val SSIM | val PSNR (dB) | val NMSE | wall time (s) |")
