@@ -31,41 +31,23 @@ from pathlib import Path
 
 SSDU = "deepinv_lab.training.objectives.SSDU"
 
+
+def ssdu(granularity: str, selection: str, splits: int = 1, theta_weight: float = 0.0) -> list:
+    """The ``objectives`` of one SSDU variant."""
+    arguments = {"granularity": granularity, "selection": selection, "splits": splits,
+                 "theta_weight": theta_weight}  # fmt: skip
+    return [{"class_path": SSDU, "init_args": arguments}]
+
+
 VARIANTS: dict[str, list[dict] | None] = {
     "supervised": None,
-    "ssdu_columns_uniform": [
-        {"class_path": SSDU, "init_args": {"granularity": "columns", "selection": "uniform"}}
-    ],
-    "ssdu_points_uniform": [
-        {"class_path": SSDU, "init_args": {"granularity": "points", "selection": "uniform"}}
-    ],
-    "ssdu_points_gaussian": [
-        {"class_path": SSDU, "init_args": {"granularity": "points", "selection": "gaussian"}}
-    ],
-    "ssdu_columns_uniform_theta": [
-        {
-            "class_path": SSDU,
-            "init_args": {"granularity": "columns", "selection": "uniform", "theta_weight": 1.0},
-        }
-    ],
-    "ssdu_points_uniform_theta": [
-        {
-            "class_path": SSDU,
-            "init_args": {"granularity": "points", "selection": "uniform", "theta_weight": 1.0},
-        }
-    ],
-    "ssdu_points_gaussian_theta": [
-        {
-            "class_path": SSDU,
-            "init_args": {"granularity": "points", "selection": "gaussian", "theta_weight": 1.0},
-        }
-    ],
-    "ssdu_points_uniform_4splits": [
-        {
-            "class_path": SSDU,
-            "init_args": {"granularity": "points", "selection": "uniform", "splits": 4},
-        }
-    ],
+    "ssdu_columns_uniform": ssdu("columns", "uniform"),
+    "ssdu_points_uniform": ssdu("points", "uniform"),
+    "ssdu_points_gaussian": ssdu("points", "gaussian"),
+    "ssdu_columns_uniform_theta": ssdu("columns", "uniform", theta_weight=1.0),
+    "ssdu_points_uniform_theta": ssdu("points", "uniform", theta_weight=1.0),
+    "ssdu_points_gaussian_theta": ssdu("points", "gaussian", theta_weight=1.0),
+    "ssdu_points_uniform_4splits": ssdu("points", "uniform", splits=4),
 }
 
 
