@@ -47,9 +47,7 @@ class KSpaceMask(LinearSystem):
             derives it from the mask). Side information for Recons, not part of ``M``.
     """
 
-    def __init__(
-        self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
-    ):
+    def __init__(self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None):
         super().__init__()
         if mask.is_complex():
             raise UserError(f"KSpaceMask expects a real 0/1 mask, got dtype {mask.dtype}")
@@ -266,9 +264,7 @@ class MultiCoilFourier(MaskedComposition):
     k-space; ``adjoint``: the reverse (the zero-filled coil images).
     """
 
-    def __init__(
-        self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
-    ):
+    def __init__(self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None):
         if mask.is_complex() or mask.ndim != 4:
             raise UserError(
                 f"{type(self).__name__} expects a real mask of shape (B, 1, 1, W) or "
@@ -316,9 +312,7 @@ class SingleCoilMRI(MultiCoilFourier):
     0/1 mask, and the identity when every location is sampled.
     """
 
-    def __init__(
-        self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
-    ):
+    def __init__(self, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None):
         if mask.is_complex() or mask.ndim != 4 or mask.shape[1] != 1:
             raise UserError(
                 "SingleCoilMRI expects a real mask of shape (B, 1, H, W) or (B, 1, 1, W), got "

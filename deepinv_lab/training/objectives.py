@@ -253,9 +253,7 @@ def check_objectives(objectives: list[Objective] | None) -> list[Objective] | No
         raise UserError(f"objectives: {', '.join(repeated)} given more than once")
     used = [o for o in objectives if o.weight > 0]
     if not used:
-        raise UserError(
-            f"objectives: at least one weight must be > 0, got {objectives or 'none'}"
-        )
+        raise UserError(f"objectives: at least one weight must be > 0, got {objectives or 'none'}")
     return used
 
 
