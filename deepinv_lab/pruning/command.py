@@ -80,8 +80,7 @@ from deepinv_lab.pruning.structured import (
 from deepinv_lab.training.module import ReconModule
 from deepinv_lab.training.objectives import OBJECTIVES
 
-RECON_MODULE = "deepinv_lab.training.module.ReconModule"
-OBJECTIVES_MODULE = "deepinv_lab.training.objectives"
+RECON_MODULE = f"{ReconModule.__module__}.{ReconModule.__qualname__}"
 
 
 def prune_command(args: list[str], config_parser: Callable[..., Any]) -> int:
@@ -330,8 +329,9 @@ class PruningSession:
                 arguments["holdout"] = self.options.holdout
             if name == "distillation":
                 arguments["teacher"] = str(self.checkpoint)
-            kind = OBJECTIVES[name].__name__
-            objectives.append({"class_path": f"{OBJECTIVES_MODULE}.{kind}", "init_args": arguments})
+            kind = OBJECTIVES[name]
+            class_path = f"{kind.__module__}.{kind.__qualname__}"
+            objectives.append({"class_path": class_path, "init_args": arguments})
         init_args.update({"init_from": str(pruned), "objectives": objectives})
         config["model"] = {"class_path": RECON_MODULE, "init_args": init_args}
         trainer = config.setdefault("trainer", {})

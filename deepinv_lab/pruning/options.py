@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from deepinv_lab.pruning.structured import IMPORTANCES, SCOPES, PruningError
+from deepinv_lab.training.objectives import OBJECTIVES
 
-#: the fine-tuning objectives, by name (deepinv_lab.training.objectives.OBJECTIVES)
-STRATEGIES = ("supervised", "ssdu", "distillation")
+#: the fine-tuning strategies: the training objectives, by name
+STRATEGIES = tuple(OBJECTIVES)
 
 
 @dataclass

@@ -387,10 +387,10 @@ class _ParserOnly(DeepInvLabCLI):
         self.config = Namespace(subcommand=None, seed_everything=False)
 
     def _parse_ckpt_path(self) -> None:
-        pass
+        """Nothing was parsed, so there is no checkpoint to resolve."""
 
     def instantiate_classes(self) -> None:
-        pass
+        """The parser is the result: no class is built."""
 
 
 def write_test_metrics(

@@ -44,7 +44,13 @@ import torch
 from deepinv_lab.batch import Batch
 from deepinv_lab.checkpoints import load_recon_weights
 from deepinv_lab.errors import UserError
-from deepinv_lab.training.self_supervised import Granularity, Selection, split_mask, ssdu_loss
+from deepinv_lab.training.self_supervised import (
+    Granularity,
+    Selection,
+    check_split_options,
+    split_mask,
+    ssdu_loss,
+)
 
 if TYPE_CHECKING:
     from deepinv_lab.training.module import ReconModule
@@ -140,14 +146,9 @@ class SSDU(Objective):
         theta_weight: float = 1.0,
     ):
         super().__init__(weight)
-        if not 0 < holdout < 1:
-            raise UserError(f"SSDU: holdout must be in (0, 1) (the held-out part), got {holdout}")
+        check_split_options(holdout, selection, granularity, "SSDU")
         if splits < 1:
             raise UserError(f"SSDU: splits must be >= 1, got {splits}")
-        if selection not in ("uniform", "gaussian"):
-            raise UserError(f"SSDU: selection must be 'uniform' or 'gaussian', got {selection!r}")
-        if granularity not in ("points", "columns"):
-            raise UserError(f"SSDU: granularity must be 'points' or 'columns', got {granularity!r}")
         if not theta_weight >= 0:
             raise UserError(f"SSDU: theta_weight must be >= 0, got {theta_weight}")
         self.holdout, self.splits, self.theta_weight = holdout, splits, float(theta_weight)

@@ -33,6 +33,19 @@ Selection = Literal["uniform", "gaussian"]
 Granularity = Literal["points", "columns"]
 
 
+def check_split_options(holdout: float, selection: str, granularity: str, owner: str) -> None:
+    """A UserError naming ``owner`` unless the split options are valid: ``holdout`` in
+    ``(0, 1)``, a :data:`Selection` and a :data:`Granularity`."""
+    if not 0 < holdout < 1:
+        raise UserError(
+            f"{owner}: holdout must be in (0, 1) (the held-out fraction), got {holdout}"
+        )
+    if selection not in ("uniform", "gaussian"):
+        raise UserError(f"{owner}: selection must be 'uniform' or 'gaussian', got {selection!r}")
+    if granularity not in ("points", "columns"):
+        raise UserError(f"{owner}: granularity must be 'points' or 'columns', got {granularity!r}")
+
+
 def split_mask(
     mask: torch.Tensor,
     holdout: float = 0.4,
@@ -75,12 +88,7 @@ def split_mask(
         ``(theta, lam)``, typed like ``mask``, shaped like it, or ``(B, 1, height, W)`` for
         point splits of column masks.
     """
-    if not 0 < holdout < 1:
-        raise UserError(f"holdout must be in (0, 1) (the held-out fraction), got {holdout}")
-    if selection not in ("uniform", "gaussian"):
-        raise UserError(f"selection must be 'uniform' or 'gaussian', got {selection!r}")
-    if granularity not in ("points", "columns"):
-        raise UserError(f"granularity must be 'points' or 'columns', got {granularity!r}")
+    check_split_options(holdout, selection, granularity, "split_mask")
     if mask.ndim != 4 or mask.shape[1] != 1 or mask.is_complex():
         raise ValueError(
             "split_mask expects a real mask of shape (B, 1, 1, W) or (B, 1, H, W), got dtype "
