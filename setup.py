@@ -23,8 +23,10 @@ setup(
         "nibabel>=5.0",
         # Ships the MNI152 T1 template used as built-in data (deepinv_lab/data/builtin.py).
         "nilearn>=0.10",
-        # NUFFT (systems/nufft.py); Poisson-disc masks and ESPIRiT (systems/sampling.py, coils.py).
+        # NUFFT (systems/nufft/): FINUFFT on the CPU; torchkbnufft for devices FINUFFT lacks.
+        "finufft>=2.5",  # Plan.execute_adjoint
         "torchkbnufft>=1.4",
+        # Poisson-disc masks and ESPIRiT (systems/sampling/, coils.py).
         "sigpy>=0.1.25",
         # Ship the built-in denoising / SR images, read with Pillow (deepinv_lab/data/images.py).
         "scikit-image>=0.21",
@@ -37,6 +39,8 @@ setup(
         "torch-pruning>=1.5",
     ],
     extras_require={
+        # cuFINUFFT, the NUFFT backend on CUDA (systems/nufft/); it needs a CUDA 12 runtime.
+        "cuda": ["cufinufft>=2.4"],
         # fastmri (reference code for parity tests) is installed apart with --no-deps: README.
         "test": [
             "pytest>=7",

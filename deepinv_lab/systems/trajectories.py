@@ -49,7 +49,7 @@ def check_trajectory(trajectory: torch.Tensor) -> torch.Tensor:
         raise UserError(f"trajectory: expected {expected}, got shape {tuple(trajectory.shape)}")
     if not bool(torch.isfinite(trajectory).all()):
         raise UserError("trajectory: expected finite values in [-pi, pi), got NaN or inf")
-    exact = trajectory.double()
+    exact = trajectory.detach().double()
     if not (bool((exact >= -math.pi).all()) and bool((exact < math.pi).all())):
         low, high = float(exact.min()), float(exact.max())
         raise UserError(
@@ -185,7 +185,7 @@ def pipe_density(
     trajectory's dtype, scaled like :func:`radial_density` (module docstring): the raw fixed point
     is divided by the one of a fully sampled ``H x W`` Cartesian grid, whose correct weight is 1.
     """
-    from deepinv_lab.systems.nufft import import_torchkbnufft
+    from deepinv_lab.systems.nufft.torchkbnufft_backend import import_torchkbnufft
 
     tkbn = import_torchkbnufft()
     check_trajectory(trajectory)

@@ -1,4 +1,4 @@
-"""Non-Cartesian MRI System blocks on torchkbnufft's Kaiser-Bessel NUFFT.
+"""Non-Cartesian MRI System blocks.
 
 * :class:`NUFFT`: ``(B, C, H, W)`` images -> ``(B, C, K)`` samples at a trajectory, channel by
   channel (``C = 1`` for single-coil MRI), with optional density compensation and a Toeplitz
@@ -9,16 +9,14 @@
 
 Trajectories follow :mod:`deepinv_lab.systems.trajectories`: ``(2, K)`` shared by the batch or
 ``(B, 2, K)`` per sample, rows ``(ky, kx)`` along ``(H, W)``, radians per pixel in ``[-pi, pi)``.
-torchkbnufft is imported when an operator is built, so ``import deepinv_lab.systems`` stays light.
+The transforms come from FINUFFT/cuFINUFFT or torchkbnufft (:mod:`.backends`), imported when an
+operator first runs, so ``import deepinv_lab.systems`` stays light.
 """
 
 from __future__ import annotations
 
-import atexit
 import math
-import time
 from collections.abc import Sequence
-from types import ModuleType
 from typing import ClassVar
 
 import torch
@@ -26,35 +24,22 @@ import torch
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import Composition, LinearSystem, real_dtype
 from deepinv_lab.systems.mri import CoilSensitivity
+from deepinv_lab.systems.nufft.backends import (
+    NufftBackend,
+    check_backend,
+    check_tolerance,
+    create_backend,
+    resolve_backend,
+)
+from deepinv_lab.systems.nufft.toeplitz import toeplitz_filter
 from deepinv_lab.systems.trajectories import (
     check_image_size,
     check_trajectory,
-    oversampled_grid_size,
     radial_density,
     radial_trajectory,
 )
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
-_EXIT_HOOK: list[bool] = []
-
-
-def import_torchkbnufft() -> ModuleType:
-    """Import torchkbnufft, and once per process register an exit hook that releases the GIL for
-    10 ms.
-
-    Why: torchkbnufft's CPU interpolation runs in ``torch.jit.fork`` tasks whose thread-pool
-    threads release their tensors after the result is delivered, which takes the GIL. When the
-    interpreter starts shutting down right after such a call, the thread finds the runtime
-    finalising and aborts the process ("terminate called without an active exception", exit
-    code 134, in most runs of a short script with torch 2.13 / Python 3.11). Handing over the GIL
-    once at exit lets the threads finish first.
-    """
-    import torchkbnufft
-
-    if not _EXIT_HOOK:
-        atexit.register(time.sleep, 0.01)
-        _EXIT_HOOK.append(True)
-    return torchkbnufft
 
 
 class NUFFT(LinearSystem):
@@ -70,13 +55,17 @@ class NUFFT(LinearSystem):
     for the trajectory ``omega`` (rows ``ky, kx``) and weights ``w`` (1 without weights). SigPy's
     coordinates are ``coord[m] = (omega_{m,0} H, omega_{m,1} W) / (2 pi)``. On the Cartesian grid
     (:func:`~deepinv_lab.systems.trajectories.cartesian_trajectory`) this is ``fft2c`` of
-    :mod:`deepinv_lab.functional`, so ``A^H A = I`` there. torchkbnufft computes the sum without
-    normalisation (``norm=None``); its ``norm="ortho"`` divides by the square root of the
-    *oversampled* grid size instead, a factor ``oversampling`` (2 by default, in 2D) smaller.
+    :mod:`deepinv_lab.functional`, so ``A^H A = I`` there.
 
-    Accuracy: the Kaiser-Bessel interpolation (``numpoints`` neighbours on a grid ``oversampling``
-    times the image, tables of 1024 points per neighbour) is 6e-4 to 7e-4 from the exact sum,
-    relative (SigPy's defaults: 7e-3); forward and adjoint are adjoints of each other to rounding.
+    Backends (:mod:`deepinv_lab.systems.nufft.backends`): ``"auto"`` (default) runs FINUFFT on
+    the CPU and cuFINUFFT on CUDA when installed, torchkbnufft otherwise; ``"finufft"`` and
+    ``"torchkbnufft"`` force one. The choice is made per device when the operator runs.
+
+    Accuracy: FINUFFT computes each transform to about ``tolerance`` relative to the exact sum
+    (default 1e-6; measured 1.5e-6 in double and 3.5e-6 in single precision, FINUFFT's floor
+    there); its forward and adjoint are adjoints of each other to rounding. torchkbnufft's
+    Kaiser-Bessel interpolation (``numpoints`` neighbours on a grid ``oversampling`` times the
+    image) is 6e-4 to 7e-4 from the exact sum (SigPy's defaults: 7e-3).
 
     Density compensation ``w`` (``(K,)``, or ``(B, K)`` per sample) enters as ``sqrt(w)`` on both
     sides, as in SigPy's ``Sense(weights=...)``: ``A^H A = F^H W F``, so CG on the normal equations
@@ -84,17 +73,18 @@ class NUFFT(LinearSystem):
     density-compensated gridding reconstruction.
 
     Normal operator: with ``toeplitz=True`` (default), ``normal`` (and ``.N``) apply ``F^H W F``
-    as a convolution -- zero-pad to ``(2H, 2W)``, FFT, multiply by a kernel from torchkbnufft's
-    ``calc_toeplitz_kernel``, inverse FFT, crop -- with no interpolation. It differs from
-    ``adjoint(forward(x))`` by less than 5e-5 relative (``tests/test_nufft.py``), far below the
-    NUFFT's own error, at a fraction of its cost (docs/benchmarks.md, "Non-Cartesian"). The
-    kernel is computed from ``trajectory`` and ``weights`` on first use and kept as a
-    non-persistent buffer; build a new System for a new trajectory.
+    as a convolution -- zero-pad to ``(2H, 2W)``, FFT, multiply by a kernel, inverse FFT, crop
+    (:mod:`deepinv_lab.systems.nufft.toeplitz`) -- with no interpolation. The backend computes the
+    kernel with one NUFFT (FINUFFT: a double-precision type 1 onto the ``(2H, 2W)`` grid; else
+    torchkbnufft's ``calc_toeplitz_kernel``) from ``trajectory`` and ``weights`` on first use and
+    keeps it as a non-persistent buffer; build a new System for a new trajectory. It agrees with
+    ``adjoint(forward(x))`` to the NUFFT's own accuracy (``tests/test_nufft.py``).
 
-    CPU performance: torchkbnufft interpolates in ``torch.jit.fork`` tasks that each start an
-    OpenMP team; libgomp's default spin-waiting then starves the other threads, and the adjoint
-    takes many times longer (docs/benchmarks.md, "Non-Cartesian"). Export
-    ``OMP_WAIT_POLICY=PASSIVE`` before Python starts.
+    Gradients flow through ``forward``, ``adjoint`` and ``normal`` with respect to the image, the
+    samples and the weights, on every backend. The trajectory is a buffer; give it
+    ``requires_grad=True`` to learn it: both backends differentiate the transforms with respect to
+    it (FINUFFT exactly, at the cost of two extra forward transforms in the backward pass). The
+    Toeplitz kernel is computed without gradients, so learn a trajectory with ``toeplitz=False``.
 
     Args:
         trajectory: real ``(2, K)`` or ``(B, 2, K)``; its dtype sets the precision
@@ -102,14 +92,20 @@ class NUFFT(LinearSystem):
         image_size: ``(H, W)``.
         weights: optional real density compensation, ``(K,)`` or ``(B, K)``.
         toeplitz: use the Toeplitz embedding for ``normal``.
-        oversampling: grid oversampling of the NUFFT.
-        numpoints: Kaiser-Bessel neighbours per dimension.
+        backend: ``"auto"``, ``"finufft"`` or ``"torchkbnufft"``.
+        tolerance: FINUFFT's relative accuracy, in ``[1e-6, 0.1]`` for a float32 trajectory and
+            ``[1e-14, 0.1]`` for float64 (single precision is computed to at best 1e-6 after
+            ``.to(float32)``); torchkbnufft ignores it.
+        oversampling: grid oversampling: torchkbnufft's grid (default 2.0), FINUFFT's
+            ``upsampfac`` (2.0 or 1.25; default: FINUFFT chooses).
+        numpoints: torchkbnufft's Kaiser-Bessel neighbours per dimension (default 6); FINUFFT
+            sets its kernel width from ``tolerance`` instead.
 
     Shapes: ``forward``: complex ``(B, C, H, W)`` -> ``(B, C, K)``; ``adjoint`` the reverse. A
     per-sample trajectory needs the input's batch to be its ``B``.
     """
 
-    #: The Toeplitz normal matches adjoint(forward) to about 1e-5 (torchkbnufft's kernel tables).
+    #: The Toeplitz normal matches adjoint(forward) to the NUFFT's accuracy (about 1e-5).
     normal_tolerance: ClassVar[float] = 1e-4
 
     def __init__(
@@ -118,12 +114,12 @@ class NUFFT(LinearSystem):
         image_size: Sequence[int],
         weights: torch.Tensor | None = None,
         toeplitz: bool = True,
-        oversampling: float = 2.0,
-        numpoints: int = 6,
+        backend: str = "auto",
+        tolerance: float = 1e-6,
+        oversampling: float | None = None,
+        numpoints: int | None = None,
     ):
         super().__init__()
-        tkbn = import_torchkbnufft()
-
         check_trajectory(trajectory)
         if trajectory.ndim == 3 and trajectory.shape[0] == 1:
             trajectory = trajectory[0]  # one trajectory for the whole batch
@@ -135,20 +131,38 @@ class NUFFT(LinearSystem):
             )
         self.image_size = check_image_size(image_size, "NUFFT")
         self.toeplitz = toeplitz
-        self.numpoints = numpoints
-        self.grid_size = oversampled_grid_size(self.image_size, oversampling, "NUFFT")
+        self.backend = check_backend(backend)
+        self.tolerance = check_tolerance(tolerance, trajectory.dtype)
+        self.oversampling = oversampling
+        self.numpoints = 6 if numpoints is None else numpoints
+        library = resolve_backend(backend, trajectory.device)  # an unusable backend fails here
+        if numpoints is not None and library != "torchkbnufft":
+            raise UserError(
+                "NUFFT: numpoints is torchkbnufft's kernel width; FINUFFT chooses its own from "
+                "tolerance. Give backend='torchkbnufft' to set it."
+            )
         self.register_buffer("trajectory", trajectory)
         self.register_buffer("weights", self._checked_weights(weights))
         self.register_buffer("toeplitz_kernel", None, persistent=False)
-        options = dict(
-            im_size=self.image_size,
-            grid_size=self.grid_size,
-            numpoints=numpoints,
-            dtype=trajectory.dtype,
-            device=trajectory.device,
-        )
-        self.kb_forward = tkbn.KbNufft(**options)
-        self.kb_adjoint = tkbn.KbNufftAdjoint(**options)
+        self._backends: dict[str, NufftBackend] = {}
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        return {**state, "_backends": {}}  # plans are tied to this process's memory
+
+    def backend_for(self, device: torch.device | None = None) -> NufftBackend:
+        """The backend that runs on ``device`` (the trajectory's by default), created once."""
+        library = resolve_backend(self.backend, device or self.trajectory.device)
+        if library not in self._backends:
+            self._backends[library] = create_backend(
+                library, self.image_size, self.tolerance, self.oversampling, self.numpoints
+            )
+        return self._backends[library]
+
+    @property
+    def library(self) -> str:
+        """The library that computes this operator now: finufft, cufinufft or torchkbnufft."""
+        return resolve_backend(self.backend, self.trajectory.device)
 
     def _checked_weights(self, weights: torch.Tensor | None) -> torch.Tensor | None:
         if weights is None:
@@ -202,7 +216,7 @@ class NUFFT(LinearSystem):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, image=True)
-        y = self.kb_forward(x, self.trajectory) * self._scale()
+        y = self.backend_for().forward(x, self.trajectory) * self._scale()
         root = self._sqrt_weights()
         return y if root is None else y * root
 
@@ -211,15 +225,13 @@ class NUFFT(LinearSystem):
         root = self._sqrt_weights()
         if root is not None:
             y = y * root
-        return self.kb_adjoint(y, self.trajectory) * self._scale()
+        return self.backend_for().adjoint(y, self.trajectory) * self._scale()
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         if not self.toeplitz:
             return super().normal(x)
         self._check(x, image=True)
-        from torchkbnufft.functional import fft_filter
-
-        return fft_filter(x, self._kernel(), norm=None)
+        return toeplitz_filter(x, self._kernel())
 
     def _kernel(self) -> torch.Tensor:
         """``(2H, 2W)`` Toeplitz kernel, or ``(B, 1, 2H, 2W)`` for per-sample trajectories."""
@@ -229,26 +241,13 @@ class NUFFT(LinearSystem):
 
     @torch.no_grad()
     def compute_toeplitz_kernel(self) -> torch.Tensor:
-        """The Toeplitz kernel of ``F^H W F``, which ``normal`` computes once and caches."""
-        tkbn = import_torchkbnufft()
-
-        trajectories = self.trajectory if self.trajectory.ndim == 3 else self.trajectory[None]
+        """The Toeplitz kernel of ``F^H W F`` (with this operator's ``1 / (H W)``), which
+        ``normal`` computes once and caches."""
         weights = self.weights
+        rows = 1 if self.trajectory.ndim == 2 else self.trajectory.shape[0]
         if weights is not None and weights.ndim == 1:
-            weights = weights.expand(trajectories.shape[0], -1)
-        kernels = []
-        for index, omega in enumerate(trajectories):
-            kernels.append(
-                tkbn.calc_toeplitz_kernel(
-                    omega,
-                    self.image_size,
-                    weights=None if weights is None else weights[index][None],
-                    grid_size=self.grid_size,
-                    numpoints=self.numpoints,
-                )
-            )
-        # The kernel reproduces torchkbnufft's unnormalised A^H A; our A carries 1 / sqrt(H W).
-        kernel = torch.stack(kernels) * self._scale() ** 2
+            weights = weights.expand(rows, -1)
+        kernel = self.backend_for().toeplitz_kernel(self.trajectory, weights) * self._scale() ** 2
         return kernel[:, None] if self.trajectory.ndim == 3 else kernel[0]
 
     @classmethod
@@ -277,13 +276,13 @@ class MultiCoilNUFFT(Composition):
     Args:
         trajectory: real ``(2, K)`` or ``(B, 2, K)`` (rows ``ky, kx``, radians in ``[-pi, pi)``).
         coil_maps: complex ``(B, coils, H, W)`` sensitivity maps in the trajectory's precision.
-        weights, toeplitz, oversampling, numpoints: as for :class:`NUFFT`.
+        weights, toeplitz, backend, tolerance, oversampling, numpoints: as for :class:`NUFFT`.
 
     Shapes: ``forward``: ``(B, 1, H, W)`` complex image -> ``(B, coils, K)`` samples;
     ``adjoint``: the reverse (coil-combined, density-weighted gridding).
     """
 
-    #: The Toeplitz normal matches adjoint(forward) to about 1e-5 (torchkbnufft's kernel tables).
+    #: The Toeplitz normal matches adjoint(forward) to the NUFFT's accuracy (about 1e-5).
     normal_tolerance: ClassVar[float] = 1e-4
 
     def __init__(
@@ -292,11 +291,22 @@ class MultiCoilNUFFT(Composition):
         coil_maps: torch.Tensor,
         weights: torch.Tensor | None = None,
         toeplitz: bool = True,
-        oversampling: float = 2.0,
-        numpoints: int = 6,
+        backend: str = "auto",
+        tolerance: float = 1e-6,
+        oversampling: float | None = None,
+        numpoints: int | None = None,
     ):
         coils = CoilSensitivity(coil_maps)
-        nufft = NUFFT(trajectory, coil_maps.shape[-2:], weights, toeplitz, oversampling, numpoints)
+        nufft = NUFFT(
+            trajectory,
+            coil_maps.shape[-2:],
+            weights,
+            toeplitz,
+            backend=backend,
+            tolerance=tolerance,
+            oversampling=oversampling,
+            numpoints=numpoints,
+        )
         if coil_maps.dtype != nufft.dtype:
             raise UserError(
                 f"MultiCoilNUFFT: expected coil maps of dtype {nufft.dtype} (trajectory "
