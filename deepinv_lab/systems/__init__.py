@@ -1,7 +1,7 @@
 """System blocks: forward models with an operator algebra (see :mod:`deepinv_lab.systems.base`).
 
-Heavy dependencies load when used: torchkbnufft when a NUFFT is built, SigPy when a Poisson-disc
-mask or ESPIRiT maps are computed.
+Heavy dependencies load when used: FINUFFT or torchkbnufft when a NUFFT first runs, SigPy when a
+Poisson-disc mask or ESPIRiT maps are computed.
 """
 
 from deepinv_lab.systems.base import (

@@ -27,12 +27,10 @@ def toeplitz_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """``F^H W F x`` for ``(B, C, H, W)`` images ``x`` and a ``(2H, 2W)`` or ``(B, 1, 2H, 2W)``
     FFT-domain kernel from :func:`kernel_from_offsets`.
 
-    The transforms skip what is known to be zero or discarded: the padded rows are not transformed
-    along the width, and after the inverse transform along the height only the ``H`` kept rows are
-    transformed back along the width (3/4 of the work of two full 2D FFTs).
+    ``fft2(x, s=(2H, 2W))`` zero-pads inside the transform. Skipping the transforms of the known
+    zero rows (a 1D FFT along each axis in turn) does 3/4 of the arithmetic but measured 2x slower
+    on the CPU: the FFT along the height is strided.
     """
     height, width = x.shape[-2:]
-    rows = torch.fft.fft(x, n=2 * width, dim=-1)  # (B, C, H, 2W): only the H non-zero rows
-    spectrum = torch.fft.fft(rows, n=2 * height, dim=-2)  # zero-pads the height to 2H
-    columns = torch.fft.ifft(spectrum * kernel, dim=-2)[..., :height, :]
-    return torch.fft.ifft(columns, dim=-1)[..., :width]
+    spectrum = torch.fft.fft2(x, s=(2 * height, 2 * width)).mul_(kernel)
+    return torch.fft.ifft2(spectrum)[..., :height, :width]
