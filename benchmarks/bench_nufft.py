@@ -146,6 +146,21 @@ def main() -> None:
     for name in (fast_name, kb_name):
         ratio = times[f"{name} adjoint(forward(x))"] / normal
         print(f"Toeplitz normal is {ratio:.1f}x faster than {name} adjoint(forward(x))")
+    # CG calls the normal operator back to back; interleaved with NUFFT calls, the Toeplitz FFTs
+    # run after FINUFFT's own OpenMP pool (a second libgomp) and measured up to 2x slower.
+    with torch.no_grad():
+        alone = {
+            name: time_interleaved({name: fn}, device, repeats=args.repeats)[name]
+            for name, fn in (
+                ("adjoint(forward(x))", lambda: fast.adjoint(fast(x))),
+                ("Toeplitz .N", lambda: fast.N(x)),
+            )
+        }
+    pair, toeplitz_alone = alone["adjoint(forward(x))"], alone["Toeplitz .N"]
+    print(
+        f"back to back, as in CG: {fast_name} adjoint(forward(x)) {pair * 1e3:.1f} ms, "
+        f"Toeplitz .N {toeplitz_alone * 1e3:.1f} ms: {pair / toeplitz_alone:.1f}x faster"
+    )
     print(
         f"planning ({library}, {args.coils} transforms): {plan_seconds * 1e3:.1f} ms "
         f"({plan_seconds / forward:.0%} of a forward); first forward call "

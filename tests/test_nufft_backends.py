@@ -206,3 +206,31 @@ def test_bad_options_name_what_was_expected():
     with pytest.raises(UserError, match="numpoints is torchkbnufft's"):
         NUFFT(trajectory, (8, 8), backend="finufft", numpoints=4)
     NUFFT(trajectory, (8, 8), backend="torchkbnufft", numpoints=4)
+
+
+class _Simulated(torch.utils.data.Dataset):
+    def __init__(self, system: NUFFT, x: torch.Tensor):
+        self.system, self.x = system, x
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.system(self.x[index : index + 1])[0]
+
+
+def test_dataloader_workers_run_finufft_after_the_parent_did():
+    """Forked workers get one thread each, which libgomp survives (a multithreaded call in a
+    forked child hangs, for torch's own OpenMP pool as for FINUFFT's)."""
+    torch.manual_seed(6)
+    system = NUFFT(radial_trajectory(20, 32), (16, 16), backend="finufft")
+    x = torch.randn(4, 2, 16, 16, dtype=torch.complex64)
+    expected = system(x)  # the parent's OpenMP pool is running now
+    loader = torch.utils.data.DataLoader(
+        _Simulated(system, x),
+        batch_size=2,
+        num_workers=2,
+        multiprocessing_context="fork",
+        timeout=60,
+    )
+    torch.testing.assert_close(torch.cat(list(loader)), expected)

@@ -6,7 +6,7 @@ Backends (the ``backend`` argument of ``NUFFT`` and ``MultiCoilNUFFT``):
   twin cuFINUFFT on CUDA (``pip install deepinv-lab[cuda]``);
 * ``"torchkbnufft"``: torchkbnufft's Kaiser-Bessel NUFFT, in pure torch, on any device;
 * ``"auto"`` (default): FINUFFT where it runs -- the CPU, and CUDA with cuFINUFFT installed --
-  and torchkbnufft elsewhere (CUDA without cuFINUFFT, other devices). FINUFFT is 8-10x faster
+  and torchkbnufft elsewhere (CUDA without cuFINUFFT, other devices). FINUFFT is 6.5x faster
   than torchkbnufft on the CPU (docs/benchmarks.md, "Non-Cartesian").
 
 The choice is made per device when an operator runs, so a System built on the CPU and moved to

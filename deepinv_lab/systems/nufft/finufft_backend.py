@@ -10,8 +10,14 @@ Plans. A plan (``makeplan`` + ``setpts``: FFTW set-up and the sort of the points
 trajectory row and number of transforms, and reused while the trajectory tensor is the same
 object at the same version; ``.to()`` or an in-place change of the trajectory makes new ones.
 Planning a 205,824-point radial trajectory for 8 coils at 256^2 takes about 2 ms on this machine,
-3-6 % of a transform (docs/benchmarks.md, "Non-Cartesian"). A shared ``(2, K)`` trajectory runs
+5 % of a transform (docs/benchmarks.md, "Non-Cartesian"). A shared ``(2, K)`` trajectory runs
 ``B * C`` transforms in one call; per-sample trajectories run ``C`` transforms per sample.
+
+Threads. FINUFFT runs ``torch.get_num_threads()`` OpenMP threads, so it follows
+``torch.set_num_threads`` and runs one thread per DataLoader worker. Like torch's own OpenMP pool
+(measured with torch 2.13), a multithreaded call in a process ``fork``-ed from one that already
+ran a multithreaded call hangs in libgomp; one thread per forked process, as DataLoader workers
+have, is safe (``tests/test_nufft_backends.py``).
 
 Gradients. Both transforms are linear, so the gradient with respect to the data of one is the
 other applied to the incoming gradient. The gradient with respect to the trajectory is exact too:
