@@ -234,3 +234,53 @@ def test_dataloader_workers_run_finufft_after_the_parent_did():
         timeout=60,
     )
     torch.testing.assert_close(torch.cat(list(loader)), expected)
+
+
+class _StandInCufinufftPlan:
+    """cuFINUFFT's ``Plan`` interface (as of cufinufft 2.5: a type-1 plan for the adjoint, torch
+    tensors in and out, ``out=`` filled in place) computed by FINUFFT on the CPU."""
+
+    def __init__(self, nufft_type, n_modes, n_trans=1, eps=1e-6, isign=None, dtype="complex64",
+                 **options):  # fmt: skip
+        import finufft
+
+        assert set(options) <= {"upsampfac", "gpu_device_id", "gpu_stream"}, options
+        self.plan = finufft.Plan(nufft_type, n_modes, n_trans, eps=eps, isign=isign, dtype=dtype)
+
+    def setpts(self, x, y):
+        assert isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+        self.plan.setpts(x.numpy(), y.numpy())
+
+    def execute(self, data, out):
+        assert isinstance(data, torch.Tensor) and isinstance(out, torch.Tensor)
+        self.plan.execute(data.numpy(), out=out.numpy())
+        return out
+
+
+def test_the_cufinufft_branch_calls_match_its_interface(monkeypatch):
+    """No GPU here: the cuFINUFFT calls run against a stand-in with cuFINUFFT's interface."""
+    from types import SimpleNamespace
+
+    from deepinv_lab.systems.nufft import finufft_backend
+
+    real_import = finufft_backend._import
+    stand_in = SimpleNamespace(Plan=_StandInCufinufftPlan)
+    monkeypatch.setattr(
+        finufft_backend,
+        "_import",
+        lambda library: stand_in if library == "cufinufft" else real_import(library),
+    )
+    torch.manual_seed(7)
+    per_sample = torch.stack([_trajectory(first_spoke=5 * b) for b in range(2)])
+    weights = torch.rand(2, per_sample.shape[-1], dtype=torch.float64)
+    x = torch.randn(2, 3, *SIZE, dtype=torch.complex128)
+    for trajectory in (_trajectory(), per_sample):
+        cpu = finufft_backend.FinufftBackend(SIZE, 1e-10)
+        gpu = finufft_backend.FinufftBackend(SIZE, 1e-10, gpu=True)
+        y = cpu.forward(x, trajectory)
+        torch.testing.assert_close(gpu.forward(x, trajectory), y)
+        torch.testing.assert_close(gpu.adjoint(y, trajectory), cpu.adjoint(y, trajectory))
+        rows = weights if trajectory.ndim == 3 else weights[:1]
+        torch.testing.assert_close(
+            gpu.toeplitz_kernel(trajectory, rows), cpu.toeplitz_kernel(trajectory, rows)
+        )

@@ -140,7 +140,7 @@ class FinufftBackend:
             options["upsampfac"] = float(self.oversampling)
         if self.library == "finufft":
             options["nthreads"] = torch.get_num_threads()
-        else:
+        elif device.type == "cuda":  # cuFINUFFT runs on torch's device and stream
             index = device.index if device.index is not None else torch.cuda.current_device()
             options["gpu_device_id"] = index
             options["gpu_stream"] = torch.cuda.current_stream(device).cuda_stream
