@@ -1,6 +1,6 @@
 """CG-SENSE: time to reach a relative residual of the normal equations, deepinv-lab's CGSense
 (torch, batched) against SigPy's ``sigpy.mri.app.SenseRecon`` (numpy, one slice at a time), on
-built-in SimulatedBrainMRI validation slices.
+validation slices of the built-in brain MRI (``SimulatedBrainMRIDataModule``).
 
     OMP_NUM_THREADS=2 python benchmarks/bench_cgsense.py [--device cuda]
         [--downsample 1 2 --batch 1 8 --tols 1e-4 1e-6 --damping 1e-2 --repeats 3 --threads 1]
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from _timing import time_interleaved
 
-from deepinv_lab.data.builtin import SimulatedBrainMRI
+from deepinv_lab.data.presets import SimulatedBrainMRIDataModule
 from deepinv_lab.recons.cg_sense import CGSense
 from deepinv_lab.systems.mri import MultiCoilMRI
 
@@ -31,11 +31,12 @@ DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 
 
 def load_batch(downsample: int, batch: int, coils: int) -> dict[str, torch.Tensor]:
-    dataset = SimulatedBrainMRI("val", downsample=downsample, num_coils=coils)
+    data = SimulatedBrainMRIDataModule(downsample=downsample, num_coils=coils)
+    dataset = data.val_set
     if batch > len(dataset):
         raise ValueError(f"batch {batch} exceeds the {len(dataset)} validation slices")
-    items = [dataset[i] for i in range(batch)]
-    return {key: torch.stack([item[key] for item in items]) for key in ("y", "coil_maps", "mask")}
+    stacked = data.collate_fn([dataset[i] for i in range(batch)])
+    return {key: stacked[key] for key in ("y", "coil_maps", "mask")}
 
 
 def relative_residual(data: dict[str, torch.Tensor], x: torch.Tensor, damping: float) -> float:

@@ -24,7 +24,7 @@ import time
 import torch
 from _timing import time_interleaved
 
-from deepinv_lab.data.builtin import SimulatedBrainMRI
+from deepinv_lab.data.presets import SimulatedBrainMRIDataModule
 from deepinv_lab.models.dncnn import DnCNN
 from deepinv_lab.models.spectral import spectral_normalize
 from deepinv_lab.models.wrappers import ComplexWrapper
@@ -35,13 +35,10 @@ from deepinv_lab.systems.mri import MultiCoilMRI
 
 def load_batch(batch: int, device: torch.device):
     """Stacked validation items: the System, y ``(B, coils, H, W)`` and targets ``(B, 1, H, W)``."""
-    dataset = SimulatedBrainMRI("val", downsample=2, num_coils=8)
-    items = [dataset[i] for i in range(batch)]
-    kspace = torch.stack([item.get("y", item.get("kspace")) for item in items]).to(device)
-    coil_maps = torch.stack([item["coil_maps"] for item in items]).to(device)
-    mask = torch.stack([item["mask"] for item in items]).to(device)
-    target = torch.stack([item["target"] for item in items]).to(device)
-    return MultiCoilMRI(coil_maps, mask).to(device), kspace, target
+    data = SimulatedBrainMRIDataModule(downsample=2, num_coils=8)
+    stacked = data.collate_fn([data.val_set[i] for i in range(batch)])
+    system = MultiCoilMRI(stacked["coil_maps"], stacked["mask"]).to(device)
+    return system, stacked["y"].to(device), stacked["target"].to(device)
 
 
 def build_map(system, y, gamma: float, scale: float, device: torch.device, seed: int = 0):
@@ -183,7 +180,7 @@ def main() -> None:
     f, denoiser = build_map(system, y, args.gamma, args.scale, device)
     x0 = system.adjoint(y)
     print(
-        f"DEQ proximal gradient on SimulatedBrainMRI val: x {tuple(x0.shape)} complex, "
+        f"DEQ proximal gradient on the built-in brain MRI val: x {tuple(x0.shape)} complex, "
         f"8 coils, gamma {args.gamma}, spectral scale {args.scale}, device {device}, "
         f"threads {torch.get_num_threads()}"
     )

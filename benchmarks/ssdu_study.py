@@ -72,7 +72,7 @@ def run(name: str, objectives: list[dict] | None, out: Path, extra: list[str]) -
 def probe(out: Path) -> None:
     import torch
 
-    from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
+    from deepinv_lab.data.presets import SimulatedBrainMRIDataModule
     from deepinv_lab.training.module import ReconModule
 
     config = json.loads(Path("configs/varnet.json").read_text())["data"]["init_args"]

@@ -29,9 +29,10 @@ class SharedWeightVarNet(VarNet):
 
 
 if __name__ == "__main__":
-    from deepinv_lab.data import SimulatedBrainMRI, collate_multicoil
+    from deepinv_lab.data import SimulatedBrainMRIDataModule
 
-    batch = collate_multicoil([SimulatedBrainMRI("val", downsample=4, num_coils=4)[0]])
+    # the first validation slice of the built-in brain MRI, measured, as a batch of one
+    batch = SimulatedBrainMRIDataModule(downsample=4, num_coils=4).example_batch()
     shared = SharedWeightVarNet(
         num_cascades=4, chans=8, num_pool_layers=2, sens_chans=4, sens_num_pool_layers=2
     )

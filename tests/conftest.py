@@ -56,7 +56,7 @@ def make_tiny_config():
 @pytest.fixture(scope="module")
 def mri_batch():
     """A batch of 2 built-in brain slices, 2 coils, 32 x 32, simulated k-space and System."""
-    from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
+    from deepinv_lab.data.presets import SimulatedBrainMRIDataModule
 
     with torch.random.fork_rng():
         data = SimulatedBrainMRIDataModule(

@@ -22,7 +22,7 @@ sp = pytest.importorskip("sigpy")
 import sigpy.mri  # noqa: E402
 import sigpy.mri.app  # noqa: E402
 
-from deepinv_lab.data.builtin import SimulatedBrainMRI  # noqa: E402
+from deepinv_lab.data.presets import SimulatedBrainMRIDataModule  # noqa: E402
 from deepinv_lab.recons.cg_sense import CGSense  # noqa: E402
 from deepinv_lab.systems.mri import MultiCoilMRI  # noqa: E402
 
@@ -43,7 +43,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def brain() -> dict[str, torch.Tensor]:
     """Two validation slices, 8 coils, 56 x 48 (downsample 4), stacked as a batch, complex128."""
-    dataset = SimulatedBrainMRI("val", downsample=4, num_coils=8)
+    dataset = SimulatedBrainMRIDataModule(downsample=4, num_coils=8).val_set
     items = [dataset[0], dataset[1]]
     batch = {key: torch.stack([item[key] for item in items]) for key in ("y", "coil_maps", "mask")}
     batch["y"] = batch["y"].to(torch.complex128)

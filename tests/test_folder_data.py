@@ -17,10 +17,10 @@ from deepinv_lab.data.folders import (
     ImageFolder,
     PairedCollate,
     PairedFolder,
+    collate_denoising,
     collate_paired,
 )
 from deepinv_lab.data.image_files import IMAGE_EXTENSIONS, find_images, read_image
-from deepinv_lab.data.images import collate_denoising
 from deepinv_lab.data.samplers import SeededIndex
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling

@@ -45,7 +45,7 @@ TINY = {
         },
     },
     "data": {
-        "class_path": "deepinv_lab.data.image_datamodules.BuiltinDenoisingDataModule",
+        "class_path": "deepinv_lab.data.presets.BuiltinDenoisingDataModule",
         "init_args": {"batch_size": 2, "patch_size": 16, "sigma": 0.1, "val_patches_per_image": 1},
     },
 }

@@ -5,26 +5,35 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from deepinv_lab.data.image_datamodules import (
+from deepinv_lab.data.folders import SuperResolutionCollate, collate_superresolution
+from deepinv_lab.data.images import BUILTIN_IMAGES, BuiltinPatches, load_builtin_images
+from deepinv_lab.data.presets import (
+    DEFAULT_SIGMA,
     BuiltinDenoisingDataModule,
     BuiltinSuperResolutionDataModule,
 )
-from deepinv_lab.data.images import (
-    BUILTIN_IMAGES,
-    DEFAULT_SIGMA,
-    BuiltinDenoising,
-    BuiltinSuperResolution,
-    SuperResolutionCollate,
-    collate_denoising,
-    collate_superresolution,
-    load_builtin_images,
-)
 from deepinv_lab.data.samplers import SeededIndex
+from deepinv_lab.data.simulation import SimulationCollate
+from deepinv_lab.data.sources import BuiltinPhotos
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.noise import GaussianNoise
 
 #: Keys that identify an item for the per-volume metrics and predict outputs.
 ID_KEYS = {"volume_id", "slice_num", "fname"}
+#: The physics' seed of an item's noise realisation (drawn even without noise).
+NOISE_KEYS = {"noise_seed"}
+
+
+def denoising(**kwargs) -> BuiltinDenoisingDataModule:
+    return BuiltinDenoisingDataModule(**kwargs)
+
+
+def superresolution(**kwargs) -> BuiltinSuperResolutionDataModule:
+    return BuiltinSuperResolutionDataModule(**kwargs)
+
+
+def split_of(module, split: str):
+    return module.train_set if split == "train" else module.val_set
 
 
 def test_split_is_disjoint_and_images_are_real():
@@ -59,11 +68,12 @@ def test_grayscale_is_bt601_luma_of_rgb():
 @pytest.mark.parametrize("grayscale", [True, False])
 def test_denoising_items_have_documented_shapes(grayscale):
     channels = 1 if grayscale else 3
+    module = denoising(patch_size=32, grayscale=grayscale)
     for split in ("train", "val"):
-        data = BuiltinDenoising(split, patch_size=32, grayscale=grayscale)
+        data = split_of(module, split)
         assert len(data) == len(BUILTIN_IMAGES[split]) * {"train": 64, "val": 8}[split]
         item = data[3]
-        assert set(item) == {"y", "target", "max_value", "sigma"} | ID_KEYS
+        assert set(item) == {"y", "target", "max_value", "sigma"} | ID_KEYS | NOISE_KEYS
         assert item["y"].shape == item["target"].shape == (channels, 32, 32)
         assert item["y"].dtype == item["target"].dtype == torch.float32
         assert 0 <= item["target"].min() and item["target"].max() <= 1
@@ -72,15 +82,16 @@ def test_denoising_items_have_documented_shapes(grayscale):
 
 
 def test_validation_items_are_fixed_training_items_vary():
-    val = BuiltinDenoising("val", patch_size=32)
+    module = denoising(patch_size=32)
+    val = module.val_set
     first, again = val[5], val[5]
     assert first.keys() == again.keys() and first["fname"] == again["fname"]
     for key in first.keys() - {"fname"}:
         torch.testing.assert_close(first[key], again[key], rtol=0, atol=0)
     # a fresh dataset with the same seed gives the same items, another seed other noise
-    torch.testing.assert_close(BuiltinDenoising("val", patch_size=32)[5]["y"], first["y"])
-    assert not torch.equal(BuiltinDenoising("val", patch_size=32, seed=1)[5]["y"], first["y"])
-    train = BuiltinDenoising("train", patch_size=32)
+    torch.testing.assert_close(denoising(patch_size=32).val_set[5]["y"], first["y"])
+    assert not torch.equal(denoising(patch_size=32, seed=1).val_set[5]["y"], first["y"])
+    train = module.train_set
     a, b = train[0], train[0]
     assert not torch.equal(a["target"], b["target"])  # new crop
     assert not torch.equal(a["y"] - a["target"], b["y"] - b["target"])  # new noise
@@ -91,41 +102,46 @@ def test_validation_items_are_fixed_training_items_vary():
 
 
 def test_validation_crops_are_a_grid_one_crop_is_the_centre():
-    data = BuiltinDenoising("val", patch_size=64, patches_per_image=1, sigma=0.0)
+    data = denoising(patch_size=64, val_patches_per_image=1, sigma=0.0).val_set
     camera = load_builtin_images("val")[0]  # 512 x 512
     torch.testing.assert_close(data[0]["target"], torch.tensor(camera[:, 224:288, 224:288]))
-    grid = BuiltinDenoising("val", patch_size=64, patches_per_image=4)
+    grid = BuiltinPhotos(patch_size=64, val_patches_per_image=4).split("val")
     assert sorted(grid.crops[:4]) == [(0, 0, 0), (0, 0, 448), (0, 448, 0), (0, 448, 448)]
 
 
 def test_fixed_training_pool():
-    pool = BuiltinDenoising("train", patch_size=32, num_patches=20, sigma=0.0)
-    assert len(pool) == 20 and pool.crops == BuiltinDenoising("train", 32, num_patches=20).crops
-    assert pool.crops != BuiltinDenoising("train", 32, num_patches=20, seed=3).crops
+    """``train_size``: a fixed pool of distinct training crops (positions fixed by ``seed``)."""
+    pool = BuiltinPhotos(patch_size=32).split("train", train_size=20)
+    assert len(pool) == 20
+    assert pool.crops == BuiltinPhotos(patch_size=32).split("train", train_size=20).crops
+    assert pool.crops != BuiltinPhotos(patch_size=32, seed=3).split("train", train_size=20).crops
+    data = denoising(patch_size=32, train_size=20, sigma=0.0).train_set
+    assert len(data) == 20 and data.items.crops == pool.crops
     # the content of a pool patch is fixed up to one of the 8 flips/rotations
-    reference = pool[7]["target"]
+    reference = data[7]["target"]
     variants = [
         torch.rot90(reference.flip(-1) if f else reference, k, (-2, -1))
         for f in (0, 1)
         for k in range(4)
     ]
     for _ in range(3):
-        target = pool[7]["target"]  # read once: the generator expression would re-read it
+        target = data[7]["target"]  # read once: the generator expression would re-read it
         assert any(torch.equal(target, v) for v in variants)
 
 
 def test_noise_statistics():
-    data = BuiltinDenoising("val", patch_size=256, sigma=0.1, patches_per_image=1)
+    data = denoising(patch_size=256, sigma=0.1, val_patches_per_image=1).val_set
     item = data[0]
     assert float((item["y"] - item["target"]).std()) == pytest.approx(0.1, rel=0.02)
     assert float((item["y"] - item["target"]).mean()) == pytest.approx(0.0, abs=0.002)
-    clean = BuiltinDenoising("val", patch_size=32, sigma=0.0)[1]
+    clean = denoising(patch_size=32, sigma=0.0).val_set[1]
     torch.testing.assert_close(clean["y"], clean["target"], rtol=0, atol=0)
 
 
 def test_sigma_range_draws_within_range():
+    module = denoising(patch_size=64, sigma_range=(0.05, 0.15))
     for split in ("train", "val"):
-        data = BuiltinDenoising(split, patch_size=64, sigma_range=(0.05, 0.15))
+        data = split_of(module, split)
         sigmas = torch.stack([data[i]["sigma"] for i in range(24)])
         assert ((sigmas >= 0.05) & (sigmas <= 0.15)).all()
         assert sigmas.std() > 0.01  # drawn, not constant
@@ -136,22 +152,23 @@ def test_sigma_range_draws_within_range():
 
 @pytest.mark.parametrize("filter", ["bicubic", "box"])
 def test_superresolution_is_the_downsampling_system(filter):
+    module = superresolution(patch_size=48, scale=3, filter=filter)
     for split in ("train", "val"):
-        data = BuiltinSuperResolution(split, patch_size=48, scale=3, filter=filter)
-        item = data[2]
-        assert set(item) == {"y", "target", "max_value"} | ID_KEYS
+        item = split_of(module, split)[2]
+        assert set(item) == {"y", "target", "max_value"} | ID_KEYS | NOISE_KEYS
         assert item["target"].shape == (1, 48, 48) and item["y"].shape == (1, 16, 16)
         assert item["y"].dtype == torch.float32
         expected = Downsampling(3, filter)(item["target"][None])[0]
         torch.testing.assert_close(item["y"], expected, rtol=0, atol=0)
-    rgb = BuiltinSuperResolution("val", grayscale=False)[0]
+    rgb = superresolution(grayscale=False).val_set[0]
     assert rgb["target"].shape == (3, 96, 96) and rgb["y"].shape == (3, 24, 24)
 
 
 def test_collate_denoising_builds_per_sample_noise():
-    data = BuiltinDenoising("val", patch_size=32, sigma_range=(0.0, 0.2))
-    samples = [data[i] for i in range(4)]
-    batch = collate_denoising(samples)
+    module = denoising(patch_size=32, sigma_range=(0.0, 0.2))
+    samples = [module.val_set[i] for i in range(4)]
+    assert isinstance(module.collate_fn, SimulationCollate)
+    batch = module.collate_fn(samples)
     system = batch["system"]
     assert isinstance(system, GaussianNoise)
     assert batch["y"].shape == batch["target"].shape == (4, 1, 32, 32)
@@ -162,19 +179,22 @@ def test_collate_denoising_builds_per_sample_noise():
 
 
 def test_collate_superresolution_shares_one_system():
-    data = BuiltinSuperResolution("val", patch_size=32, scale=2, filter="box")
-    collate = data.collate_fn
-    assert isinstance(collate, SuperResolutionCollate)
+    module = superresolution(patch_size=32, scale=2, filter="box")
+    data, collate = module.val_set, module.collate_fn
     first = collate([data[0], data[1]])
     second = collate([data[2], data[3]])
     assert first["system"] is second["system"]
     assert first["system"].factor == 2 and first["system"].filter == "box"
     torch.testing.assert_close(first["system"](first["target"]), first["y"])
     assert first["max_value"].shape == (2,)
+    restored = pickle.loads(pickle.dumps(collate))
+    assert restored.physics.linear_system.factor == 2
+    assert restored.physics.linear_system.filter == "box"
+    # the super-resolution collate of the folder data, on these items
     assert collate_superresolution([data[0]], scale=2, filter="box")["y"].shape == (1, 1, 16, 16)
     with pytest.raises(ValueError, match="scale"):
         SuperResolutionCollate(4)([data[0]])
-    restored = pickle.loads(pickle.dumps(collate))
+    restored = pickle.loads(pickle.dumps(SuperResolutionCollate(2, "box")))
     assert restored.scale == 2 and restored.filter == "box"
 
 
@@ -185,9 +205,9 @@ def check_batch(batch, batch_size, channels, low, high):
 
 
 def test_datamodules_yield_the_batch_contract():
-    denoising = BuiltinDenoisingDataModule(batch_size=4, patch_size=32, sigma=0.1, train_size=10)
-    assert len(denoising.train_set) == 10 and len(denoising.val_set) == 32
-    for loader in (denoising.train_dataloader(), denoising.val_dataloader()):
+    noisy = BuiltinDenoisingDataModule(batch_size=4, patch_size=32, sigma=0.1, train_size=10)
+    assert len(noisy.train_set) == 10 and len(noisy.val_set) == 32
+    for loader in (noisy.train_dataloader(), noisy.val_dataloader()):
         batch = next(iter(loader))
         check_batch(batch, 4, 1, 32, 32)
         assert isinstance(batch["system"], GaussianNoise)
@@ -203,34 +223,37 @@ def test_datamodules_yield_the_batch_contract():
 
 
 def test_loader_with_workers():
-    data = BuiltinSuperResolution("train", patch_size=32, scale=2, patches_per_image=2)
-    loader = DataLoader(data, batch_size=11, num_workers=2, collate_fn=data.collate_fn)
+    sr = superresolution(patch_size=32, scale=2, patches_per_image=2)
+    loader = DataLoader(sr.train_set, batch_size=11, num_workers=2, collate_fn=sr.collate_fn)
     batches = list(loader)
     assert len(batches) == 2 and all(b["system"].factor == 2 for b in batches)
-    noisy = BuiltinDenoising("train", patch_size=32, patches_per_image=1)
-    loader = DataLoader(noisy, batch_size=11, num_workers=2, collate_fn=noisy.collate_fn)
+    noisy = denoising(patch_size=32, patches_per_image=1)
+    data = noisy.train_set
+    loader = DataLoader(data, batch_size=11, num_workers=2, collate_fn=noisy.collate_fn)
     (batch,) = list(loader)
     assert isinstance(batch["system"], GaussianNoise) and batch["y"].shape == (11, 1, 32, 32)
-    assert pickle.loads(pickle.dumps(noisy)).sigma == noisy.sigma
+    assert pickle.loads(pickle.dumps(data)).physics.noise.sigma == data.physics.noise.sigma
 
 
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: BuiltinDenoising("test"), "split"),
-        (lambda: BuiltinDenoising("val", patch_size=301), r"patch_size \(301\).*300.*chelsea"),
-        (lambda: BuiltinDenoising("train", patch_size=428), r"patch_size \(428\).*427"),
-        (lambda: BuiltinDenoising("val", patch_size=0), "patch_size"),
-        (lambda: BuiltinDenoising("val", sigma=-0.1), "sigma"),
-        (lambda: BuiltinDenoising("val", sigma_range=(0.2, 0.1)), "sigma_range"),
-        (lambda: BuiltinDenoising("val", sigma=0.1, sigma_range=(0, 0.1)), "sigma_range"),
-        (lambda: BuiltinDenoising("val", patches_per_image=0), "patches_per_image"),
-        (lambda: BuiltinDenoising("val", num_patches=5), "num_patches"),
-        (lambda: BuiltinSuperResolution("val", patch_size=90, scale=4), r"multiple.*\(4\)"),
-        (lambda: BuiltinSuperResolution("val", scale=0), "scale"),
-        (lambda: BuiltinSuperResolution("val", filter="lanczos"), "filter"),
+        (lambda: BuiltinPhotos().split("test"), "split"),
+        (lambda: denoising(patch_size=301), r"patch_size \(301\).*300.*chelsea"),
+        (lambda: BuiltinPhotos(patch_size=428).split("train"), r"patch_size \(428\).*427"),
+        (lambda: denoising(patch_size=0), "patch_size"),
+        (lambda: denoising(sigma=-0.1), "sigma"),
+        (lambda: denoising(sigma_range=(0.2, 0.1)), "sigma_range"),
+        (lambda: denoising(sigma=0.1, sigma_range=(0, 0.1)), "sigma_range"),
+        (lambda: denoising(val_patches_per_image=0), "val_patches_per_image"),
+        (lambda: denoising(patches_per_image=0), "patches_per_image"),
+        # the pool of the patches: a fixed pool is for the training split only
+        (lambda: BuiltinPatches("val", 32, True, None, 5, 0), "num_patches"),
+        (lambda: superresolution(patch_size=90, scale=4), r"multiple.*\(4\)"),
+        (lambda: superresolution(scale=0), "scale"),
+        (lambda: superresolution(filter="lanczos"), "filter"),
         (lambda: BuiltinDenoisingDataModule(batch_size=0), "batch_size"),
-        (lambda: BuiltinDenoisingDataModule(train_size=0), "train_size"),
+        (lambda: BuiltinDenoisingDataModule(train_size=0), r"data\.train_size must be"),
         (lambda: BuiltinDenoisingDataModule(train_size=5, patches_per_image=3), "train_size"),
         (lambda: BuiltinSuperResolutionDataModule(patch_size=50), "patch_size"),
     ],

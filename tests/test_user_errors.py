@@ -228,13 +228,12 @@ def _write_user_files(tmp_path):
 
 
 def _data_cases(tmp_path):
-    from deepinv_lab.data.datamodule import SimulatedBrainMRIDataModule
     from deepinv_lab.data.fastmri import FastMRISliceDataset
     from deepinv_lab.data.fastmri_datamodule import FastMRIDataModule
     from deepinv_lab.data.folder_datamodules import ImageFolderDenoisingDataModule
     from deepinv_lab.data.folders import ImageFolder
-    from deepinv_lab.data.image_datamodules import BuiltinDenoisingDataModule
-    from deepinv_lab.data.images import BuiltinDenoising
+    from deepinv_lab.data.presets import BuiltinDenoisingDataModule, SimulatedBrainMRIDataModule
+    from deepinv_lab.data.sources import BuiltinPhotos
 
     images, corrupt, real_kspace = (tmp_path / n for n in ("images", "corrupt", "real_kspace"))
 
@@ -272,7 +271,7 @@ def _data_cases(tmp_path):
             ),
             "data.train_size is 3, more than the 2 images",
         ),
-        ("builtin patch_size", lambda: BuiltinDenoising(patch_size=0), "patch_size must be"),
+        ("builtin patch_size", lambda: BuiltinPhotos(patch_size=0), "patch_size must be"),
         (
             "builtin DataModule batch_size",
             lambda: BuiltinDenoisingDataModule(batch_size=0),
@@ -281,7 +280,7 @@ def _data_cases(tmp_path):
         (
             "simulated MRI noise_sigma",
             lambda: SimulatedBrainMRIDataModule(noise_sigma=-1.0),
-            "noise_sigma must be >= 0",
+            "data.noise_sigma must be >= 0",
         ),
     ]
 

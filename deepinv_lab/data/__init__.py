@@ -1,22 +1,21 @@
 """Datasets, batching and LightningDataModules.
 
-The Lightning-based DataModules are imported lazily, so ``deepinv_lab.data`` stays light.
+Simulated data is a ground-truth source (:mod:`deepinv_lab.data.sources`) measured by a physics
+(:mod:`deepinv_lab.data.physics`), loaded by
+:class:`~deepinv_lab.data.simulation_datamodule.SimulationDataModule`; the built-in DataModules
+are presets of it. The Lightning-based DataModules are imported lazily, so ``deepinv_lab.data``
+stays light.
 """
 
-from deepinv_lab.data.builtin import SimulatedBrainMRI
 from deepinv_lab.data.collate import batch_to_device, collate_multicoil
-from deepinv_lab.data.images import (
-    BuiltinDenoising,
-    BuiltinSuperResolution,
-    collate_denoising,
-    load_builtin_images,
-)
+from deepinv_lab.data.images import load_builtin_images
 
 _DATAMODULES = {
-    "SimulatedBrainMRIDataModule": "deepinv_lab.data.datamodule",
-    "BuiltinDenoisingDataModule": "deepinv_lab.data.image_datamodules",
-    "BuiltinSuperResolutionDataModule": "deepinv_lab.data.image_datamodules",
-    "BuiltinMicroCTDataModule": "deepinv_lab.data.image_datamodules",
+    "SimulationDataModule": "deepinv_lab.data.simulation_datamodule",
+    "SimulatedBrainMRIDataModule": "deepinv_lab.data.presets",
+    "BuiltinDenoisingDataModule": "deepinv_lab.data.presets",
+    "BuiltinSuperResolutionDataModule": "deepinv_lab.data.presets",
+    "BuiltinMicroCTDataModule": "deepinv_lab.data.presets",
     "FastMRIDataModule": "deepinv_lab.data.fastmri_datamodule",
     "ImageFolderDenoisingDataModule": "deepinv_lab.data.folder_datamodules",
     "PairedSRDataModule": "deepinv_lab.data.folder_datamodules",
@@ -25,16 +24,7 @@ _DATAMODULES = {
     "collate_fastmri": "deepinv_lab.data.fastmri",
 }
 
-__all__ = [
-    "BuiltinDenoising",
-    "BuiltinSuperResolution",
-    "SimulatedBrainMRI",
-    *_DATAMODULES,
-    "batch_to_device",
-    "collate_denoising",
-    "collate_multicoil",
-    "load_builtin_images",
-]
+__all__ = [*_DATAMODULES, "batch_to_device", "collate_multicoil", "load_builtin_images"]
 
 
 def __getattr__(name: str):

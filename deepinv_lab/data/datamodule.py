@@ -1,22 +1,15 @@
-"""LightningDataModules."""
+"""The loaders shared by the LightningDataModules."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 
-import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from deepinv_lab.data.builtin import SimulatedBrainMRI
-from deepinv_lab.data.collate import collate_multicoil
-from deepinv_lab.data.samplers import EpochSampler, ResumableDataLoader, SeededSubset
-from deepinv_lab.data.subsets import nested_subset
+from deepinv_lab.data.samplers import EpochSampler, ResumableDataLoader
 from deepinv_lab.errors import UserError
-
-#: seeds the fixed order in which ``train_size`` takes the built-in training slices
-TRAIN_ORDER_SEED = 0
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -88,49 +81,3 @@ class TrainValDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         test_set = self.test_set if self.test_set is not None else self.val_set
         return self._loader(test_set, shuffle=False)
-
-
-class SimulatedBrainMRIDataModule(TrainValDataModule):
-    """Loaders over the built-in data, :class:`~deepinv_lab.data.builtin.SimulatedBrainMRI`.
-
-    Args:
-        batch_size: slices per batch.
-        num_workers: DataLoader worker processes (0 = load in the main process).
-        train_size: use only ``train_size`` training slices (None = all): the first of a fixed
-            random order of the slices, so that smaller training sets are subsets of larger
-            ones and every size spans the whole head (the first slices in anatomical order
-            would all come from its bottom).
-        **dataset_args: the arguments of :class:`SimulatedBrainMRI` but ``split`` (``image_size``,
-            ``downsample``, ``num_coils``, mask, noise, phase, ``seed``); configs list them under
-            ``data.init_args`` like the others, and ``--print_config`` shows their defaults.
-
-    The validation set doubles as the test set (the template is one volume).
-    """
-
-    def __init__(
-        self,
-        batch_size: int = 1,
-        num_workers: int = 0,
-        train_size: int | None = None,
-        **dataset_args,
-    ):
-        super().__init__()
-        check_batch_size(batch_size)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.train_size = train_size
-        self.collate_fn = collate_multicoil
-        # Built now so that bad arguments fail at start-up, not after the first epoch.
-        self.val_set = SimulatedBrainMRI("val", **dataset_args)
-        self.train_set = self._train_set(SimulatedBrainMRI("train", **dataset_args))
-
-    def _train_set(self, train_set: SimulatedBrainMRI) -> Dataset:
-        if self.train_size is None:
-            return train_set
-        if not 1 <= self.train_size <= len(train_set):
-            raise UserError(
-                f"data.train_size must be between 1 and {len(train_set)} (the built-in training "
-                f"slices), got {self.train_size}"
-            )
-        rng = np.random.default_rng(TRAIN_ORDER_SEED)
-        return SeededSubset(train_set, nested_subset(len(train_set), self.train_size, rng))

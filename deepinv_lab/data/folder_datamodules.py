@@ -21,9 +21,8 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from deepinv_lab.data.datamodule import TrainValDataModule
-from deepinv_lab.data.folders import ImageFolder, PairedFolder, TooFewImagesError
+from deepinv_lab.data.folders import ImageFolder, PairedFolder, TooFewImagesError, check_sigma
 from deepinv_lab.data.image_files import IMAGE_EXTENSIONS
-from deepinv_lab.data.images import check_sigma
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
 

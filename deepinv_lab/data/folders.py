@@ -23,17 +23,17 @@ intensities, grayscale) is :mod:`deepinv_lab.data.image_files`'s:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from deepinv_lab.data.checks import positive_int
 from deepinv_lab.data.crops import apply_dihedral, draw_dihedral, grid_crops, random_crop
 from deepinv_lab.data.image_files import IMAGE_EXTENSIONS, find_images, image_header, read_image
-from deepinv_lab.data.images import SuperResolutionCollate, check_sigma, collate_denoising
 from deepinv_lab.data.samplers import item_generator
 from deepinv_lab.data.seeding import seeded_generator
 from deepinv_lab.data.subsets import nested_subset
@@ -74,8 +74,85 @@ def _image_subset(count: int, num_images: int | None, seed: int, root: str) -> l
     return nested_subset(count, num_images, seeded_generator(seed, _STREAM_SUBSET))
 
 
+#: Default noise level of :class:`ImageFolder` (25 on the 0-255 scale).
+DEFAULT_SIGMA = 25 / 255
+
+
+def check_sigma(
+    sigma: float | None, sigma_range: Sequence[float] | None
+) -> tuple[float | None, tuple[float, float] | None]:
+    """The noise options of the denoising datasets, checked: ``(sigma, None)`` for a fixed level
+    (``DEFAULT_SIGMA`` when neither is given) or ``(None, (low, high))`` for a drawn one."""
+    if sigma is not None and sigma_range is not None:
+        raise UserError(f"give either sigma ({sigma}) or sigma_range ({sigma_range}), not both")
+    if sigma_range is not None:
+        if len(sigma_range) != 2 or not 0 <= sigma_range[0] <= sigma_range[1]:
+            raise UserError(
+                f"sigma_range must be (low, high) with 0 <= low <= high, got {sigma_range}"
+            )
+        return None, (float(sigma_range[0]), float(sigma_range[1]))
+    sigma = DEFAULT_SIGMA if sigma is None else sigma
+    if not (sigma >= 0 and math.isfinite(sigma)):
+        raise UserError(f"sigma must be a finite number >= 0, got {sigma}")
+    return float(sigma), None
+
+
+def collate_denoising(samples: Sequence[dict]) -> dict:
+    """Stack denoising items; adds ``"system"``, a
+    :class:`~deepinv_lab.systems.noise.GaussianNoise` with the per-sample ``(B,)`` noise levels.
+
+    Batch: ``y`` and ``target`` ``(B, C, P, P)``, ``max_value`` ``(B,)``, ``sigma`` ``(B,)``,
+    ``system``.
+    """
+    batch = default_collate(list(samples))
+    batch["system"] = GaussianNoise(batch["sigma"])
+    return batch
+
+
+def collate_superresolution(
+    samples: Sequence[dict], scale: int = 4, filter: str = "bicubic"
+) -> dict:
+    """Stack super-resolution items; adds ``"system"``, a ``Downsampling(scale, filter)``.
+
+    ``scale`` and ``filter`` must be those of the dataset (checked against the shapes for
+    ``scale``); as a DataLoader's ``collate_fn`` use :class:`SuperResolutionCollate`.
+
+    Batch: ``y`` ``(B, C, P/scale, P/scale)``, ``target`` ``(B, C, P, P)``, ``max_value`` ``(B,)``,
+    ``system``.
+    """
+    return SuperResolutionCollate(scale, filter)(samples)
+
+
+class SuperResolutionCollate:
+    """A picklable ``collate_fn`` for super-resolution items: stacks them and adds one shared
+    ``Downsampling(scale, filter)`` instance as ``batch["system"]``.
+
+    Args:
+        scale, filter: those of the dataset (e.g. :class:`PairedFolder`).
+    """
+
+    def __init__(self, scale: int = 4, filter: str = "bicubic"):
+        self.scale = scale
+        self.filter = filter
+        self.system = Downsampling(scale, filter)
+
+    def __call__(self, samples: Sequence[dict]) -> dict:
+        batch = default_collate(list(samples))
+        low, high = batch["y"].shape[-1], batch["target"].shape[-1]
+        if low * self.scale != high:
+            raise ValueError(
+                f"SuperResolutionCollate(scale={self.scale}): low-resolution width {low} times "
+                f"the scale is not the high-resolution width {high}; use the dataset's scale"
+            )
+        batch["system"] = self.system
+        return batch
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scale={self.scale}, filter={self.filter!r})"
+
+
 def collate_folder_denoising(samples: Sequence[dict]) -> dict:
-    """:func:`~deepinv_lab.data.images.collate_denoising` for :class:`ImageFolder` items, with
+    """:func:`collate_denoising` for :class:`ImageFolder` items, with
     a clear error when whole images of different sizes meet in one batch.
 
     Batch: ``y``, ``target`` ``(B, C, H, W)``, ``max_value``, ``sigma``, ``volume_id``,
@@ -209,7 +286,7 @@ class ImageFolder(_FolderDataset):
     (int64 scalar, the image's position in the sorted file list), ``slice_num`` (int64 scalar,
     the patch number within the image, 0 with one patch per image), ``fname`` (the path relative
     to ``root``, a string). Batch them with :func:`collate_folder_denoising`
-    (``dataset.collate_fn``; :func:`~deepinv_lab.data.images.collate_denoising` with a shape
+    (``dataset.collate_fn``; :func:`collate_denoising` with a shape
     check).
     """
 

@@ -9,9 +9,8 @@ between them. The other textures there (bricks, grass) are regular or fibrous, n
 
 One photograph gives both splits by rows: training crops come from rows ``[0, 368)``, validation
 crops from rows ``[384, 512)``, so no validation pixel is within 16 rows of a training pixel.
-High-resolution crops are grayscale; the low-resolution input is the Downsampling System applied
-to them, exactly as :class:`~deepinv_lab.data.images.BuiltinSuperResolution` does (x4 bicubic
-by default). For real micro-CT pairs use the paired-folder data
+Crops are grayscale; the low-resolution input is the physics of the config (x4 bicubic
+``Downsampling`` in the micro-CT configs). For real micro-CT pairs use the paired-folder data
 (:class:`~deepinv_lab.data.folder_datamodules.PairedSRDataModule`, DeepRock-SR layout).
 """
 
@@ -19,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepinv_lab.data.images import BuiltinSuperResolution, load_builtin_image
+from deepinv_lab.data.images import BuiltinPatches, load_builtin_image
 from deepinv_lab.errors import UserError
 
 #: The texture files (in ``skimage/data``) and the rows of each split.
@@ -27,21 +26,18 @@ MICROCT_TEXTURES = ("gravel.png",)
 MICROCT_ROWS = {"train": (0, 368), "val": (384, 512)}
 
 
-class BuiltinMicroCT(BuiltinSuperResolution):
-    """Low/high-resolution crops of a real granular texture (module docstring).
-
-    Args: those of :class:`~deepinv_lab.data.images.BuiltinSuperResolution` (``split``,
-    ``patch_size`` at most 128 for validation, ``scale``, ``filter``, ``patches_per_image``,
-    ``num_patches``, ``seed``), except ``grayscale``, which must stay True (micro-CT is
-    grayscale). Defaults: 256 training crops per epoch; 8 fixed validation crops, the first 8
-    of a 3 x 3 grid over the 128 x 512 validation strip (96-pixel crops overlap in rows).
-    """
+class MicroCTPatches(BuiltinPatches):
+    """Crops of the granular texture (module docstring): the items of
+    :class:`~deepinv_lab.data.sources.photos.BuiltinMicroCT`. Arguments as
+    :class:`~deepinv_lab.data.images.BuiltinPatches`; ``grayscale`` must be True. Defaults: 256
+    training crops per epoch; 8 fixed validation crops, the first 8 of a 3 x 3 grid over the
+    128 x 512 validation strip."""
 
     default_patches_per_image = {"train": 256, "val": 8}
 
     def _source(self, split: str, grayscale: bool) -> tuple[tuple[str, ...], list[np.ndarray]]:
         if not grayscale:
-            raise UserError("BuiltinMicroCT: micro-CT images are grayscale; keep grayscale=True")
+            raise UserError("MicroCTPatches: micro-CT images are grayscale; keep grayscale=True")
         top, bottom = MICROCT_ROWS[split]
         images = [load_builtin_image(name, True)[:, top:bottom] for name in MICROCT_TEXTURES]
         return MICROCT_TEXTURES, images

@@ -37,7 +37,10 @@ from pytorch_lightning.cli import LightningCLI
 import deepinv_lab.data.datamodule  # noqa: F401
 import deepinv_lab.data.fastmri_datamodule  # noqa: F401
 import deepinv_lab.data.folder_datamodules  # noqa: F401
-import deepinv_lab.data.image_datamodules  # noqa: F401
+import deepinv_lab.data.physics  # noqa: F401
+import deepinv_lab.data.presets  # noqa: F401
+import deepinv_lab.data.simulation_datamodule  # noqa: F401
+import deepinv_lab.data.sources  # noqa: F401
 import deepinv_lab.recons  # noqa: F401
 from deepinv_lab.checkpoints import (
     STRUCTURE_KEY,
@@ -58,7 +61,7 @@ from deepinv_lab.errors import UserError
 from deepinv_lab.training.console import say
 from deepinv_lab.training.module import ReconModule
 
-DEFAULT_DATA = "deepinv_lab.data.datamodule.SimulatedBrainMRIDataModule"
+DEFAULT_DATA = "deepinv_lab.data.presets.SimulatedBrainMRIDataModule"
 #: ``--ckpt_path`` values that Lightning resolves within one process only
 IN_PROCESS_CHECKPOINTS = ("best", "hpc")
 #: Lightning's log lines that advertise rather than inform

@@ -1,0 +1,216 @@
+"""Per-item draws of MRI acquisition parameters, as config blocks: Cartesian sampling masks,
+coil sensitivity maps, non-Cartesian trajectories, and coil maps estimated from the measured
+calibration region.
+
+Each block draws from the item's generator, so an item's parameters depend only on the seed,
+the epoch and its index (:mod:`deepinv_lab.data.samplers`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from deepinv_lab.errors import UserError
+from deepinv_lab.systems.coils import birdcage_maps, espirit_maps
+from deepinv_lab.systems.sampling import (
+    PoissonDiscMaskFunc,
+    VariableDensityMaskFunc,
+    create_mask_for_mask_type,
+    to_kspace_mask,
+)
+from deepinv_lab.systems.trajectories import radial_density, radial_trajectory
+
+#: Mask types of :class:`CartesianMask`: fastMRI's column masks and the 2D ones.
+COLUMN_MASKS = ("random", "equispaced", "equispaced_fraction")
+MASKS_2D = ("poisson_disc", "variable_density")
+
+
+def _seed(generator: torch.Generator) -> int:
+    return int(torch.randint(0, 2**31 - 1, (), generator=generator))
+
+
+class CartesianMask:
+    """A Cartesian k-space sampling mask per item.
+
+    Args:
+        mask_type: fastMRI's column masks (``"random"``, ``"equispaced"``,
+            ``"equispaced_fraction"``: fully sampled columns, 1D undersampling) or 2D masks of the
+            ky-kx plane (``"poisson_disc"``, ``"variable_density"``; 2D undersampling as in 3D
+            acquisitions and compressed-sensing studies).
+        accelerations: candidate accelerations, one drawn per item.
+        center_fractions: column masks: the fraction of fully sampled centre columns, one per
+            acceleration.
+        calib: 2D masks: the fully sampled calibration block ``(rows, cols)``.
+
+    Draws ``mask`` (``(1, 1, W)`` columns or ``(1, H, W)``) and ``num_low_frequencies`` (the
+    calibration block's width).
+    """
+
+    def __init__(
+        self,
+        mask_type: str = "random",
+        accelerations: Sequence[float] = (4,),
+        center_fractions: Sequence[float] = (0.08,),
+        calib: tuple[int, int] = (24, 24),
+    ):
+        # a config's 4 arrives as 4.0: whole accelerations are column spacings (equispaced masks)
+        accelerations = [
+            int(a) if isinstance(a, float) and a.is_integer() else a for a in accelerations
+        ]
+        if mask_type in COLUMN_MASKS:
+            self.function = create_mask_for_mask_type(mask_type, center_fractions, accelerations)
+        elif mask_type == "poisson_disc":
+            self.function = PoissonDiscMaskFunc(accelerations, calib)
+        elif mask_type == "variable_density":
+            self.function = VariableDensityMaskFunc(accelerations, calib)
+        else:
+            raise UserError(
+                f"CartesianMask: mask_type must be one of {[*COLUMN_MASKS, *MASKS_2D]}, got "
+                f"{mask_type!r}"
+            )
+        self.mask_type = mask_type
+        self.calib = tuple(calib)
+
+    def draw(self, shape: tuple[int, int], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """``mask`` and ``num_low_frequencies`` for an ``(H, W)`` image."""
+        height, width = shape
+        mask, num_low_frequencies = self.function((1, height, width, 2), seed=_seed(generator))
+        return {
+            "mask": to_kspace_mask(mask).float(),
+            "num_low_frequencies": torch.tensor(int(num_low_frequencies)),
+        }
+
+    def __repr__(self) -> str:
+        return f"CartesianMask({self.mask_type!r}, {self.function!r})"
+
+
+class BirdcageCoils:
+    """Smooth birdcage coil sensitivities (:func:`~deepinv_lab.systems.coils.birdcage_maps`,
+    unit root-sum-of-squares), rotated by a random angle per item.
+
+    Args:
+        num_coils: the number of receive coils.
+        radius: the coils' distance from the centre, in half fields of view.
+        random_rotation: rotate the coil array by a uniform random angle per item.
+
+    Draws ``coil_maps`` ``(coils, H, W)`` complex.
+    """
+
+    def __init__(self, num_coils: int = 8, radius: float = 1.5, random_rotation: bool = True):
+        if isinstance(num_coils, bool) or not isinstance(num_coils, int) or num_coils < 1:
+            raise UserError(f"BirdcageCoils: num_coils must be an integer >= 1, got {num_coils!r}")
+        if not radius > 1:
+            raise UserError(f"BirdcageCoils: radius must be > 1 (outside the image), got {radius}")
+        self.num_coils = num_coils
+        self.radius = float(radius)
+        self.random_rotation = random_rotation
+
+    def draw(self, shape: tuple[int, int], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        rotation = float(2 * math.pi * torch.rand((), generator=generator))
+        if not self.random_rotation:
+            rotation = 0.0
+        maps = birdcage_maps(self.num_coils, tuple(shape), self.radius, rotation)
+        return {"coil_maps": maps}
+
+    def __repr__(self) -> str:
+        return f"BirdcageCoils(num_coils={self.num_coils})"
+
+
+class RadialTrajectory:
+    """Golden-angle (or uniform) radial spokes through the k-space centre
+    (:func:`~deepinv_lab.systems.trajectories.radial_trajectory`), with the analytic ramp density
+    compensation (:func:`~deepinv_lab.systems.trajectories.radial_density`).
+
+    Args:
+        num_spokes: spokes per item.
+        num_readout: samples per spoke; ``None``: twice the image's larger side (readout
+            oversampling 2, the usual acquisition).
+        golden_angle: golden-angle increments (else uniform angles over 180 degrees).
+        random_start: start each item's golden-angle sequence at a random spoke, so every item
+            has its own trajectory (uniform angles are rotated instead).
+
+    Draws ``trajectory`` ``(2, K)`` and ``weights`` ``(K,)``, ``K = num_spokes * num_readout``.
+    """
+
+    def __init__(
+        self,
+        num_spokes: int = 64,
+        num_readout: int | None = None,
+        golden_angle: bool = True,
+        random_start: bool = True,
+    ):
+        if isinstance(num_spokes, bool) or not isinstance(num_spokes, int) or num_spokes < 1:
+            raise UserError(
+                f"RadialTrajectory: num_spokes must be an integer >= 1, got {num_spokes!r}"
+            )
+        if num_readout is not None and (not isinstance(num_readout, int) or num_readout < 2):
+            raise UserError(
+                "RadialTrajectory: num_readout must be an integer >= 2 or null, got "
+                f"{num_readout!r}"
+            )
+        self.num_spokes = num_spokes
+        self.num_readout = num_readout
+        self.golden_angle = golden_angle
+        self.random_start = random_start
+
+    def readout(self, shape: tuple[int, int]) -> int:
+        return self.num_readout if self.num_readout is not None else 2 * max(shape)
+
+    def draw(self, shape: tuple[int, int], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        first = int(torch.randint(0, 2**20, (), generator=generator)) if self.random_start else 0
+        readout = self.readout(shape)
+        trajectory = radial_trajectory(self.num_spokes, readout, self.golden_angle, first)
+        if self.random_start and not self.golden_angle:  # rotate the uniform fan
+            angle = math.pi * first / 2**20
+            rotation = torch.tensor(
+                [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
+            )
+            trajectory = rotation @ trajectory
+        weights = radial_density(self.num_spokes, readout, shape)
+        return {"trajectory": trajectory, "weights": weights}
+
+    def __repr__(self) -> str:
+        return f"RadialTrajectory(num_spokes={self.num_spokes}, num_readout={self.num_readout})"
+
+
+class EspiritEstimate:
+    """Coil maps estimated by ESPIRiT from the measured calibration block of each item's k-space
+    (:func:`~deepinv_lab.systems.coils.espirit_maps`, SigPy's ``EspiritCalib``): what a
+    reconstruction of real data knows, instead of the true maps.
+
+    Args:
+        calib_width: side of the central calibration block used; at most the mask's fully
+            sampled block (:class:`CartesianMask`'s ``calib``).
+        threshold, crop, kernel_width, max_iter: ESPIRiT's parameters (SigPy's defaults).
+    """
+
+    def __init__(
+        self,
+        calib_width: int = 24,
+        threshold: float = 0.02,
+        crop: float = 0.95,
+        kernel_width: int = 6,
+        max_iter: int = 30,
+    ):
+        if not 0 < kernel_width < calib_width:
+            raise UserError(
+                f"EspiritEstimate: expected 0 < kernel_width < calib_width, got kernel_width="
+                f"{kernel_width}, calib_width={calib_width}"
+            )
+        self.calib_width = calib_width
+        self.threshold = threshold
+        self.crop = crop
+        self.kernel_width = kernel_width
+        self.max_iter = max_iter
+
+    def __call__(self, kspace: torch.Tensor) -> torch.Tensor:
+        """Maps ``(B, coils, H, W)`` from measured k-space ``(B, coils, H, W)``."""
+        return espirit_maps(
+            kspace, self.calib_width, self.threshold, self.crop, self.kernel_width, self.max_iter
+        )
+
+    def __repr__(self) -> str:
+        return f"EspiritEstimate(calib_width={self.calib_width})"

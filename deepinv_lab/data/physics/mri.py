@@ -1,0 +1,186 @@
+"""MRI physics: multicoil and single-coil Cartesian sampling, and non-Cartesian (NUFFT) sampling.
+
+The ground truth is a complex image ``(1, H, W)`` (a magnitude with a smooth phase, or real coil
+images combined by their maps); measurements are k-space with noise on the acquired samples only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from deepinv_lab.data.physics.base import Params, Physics
+from deepinv_lab.data.physics.draws import (
+    BirdcageCoils,
+    CartesianMask,
+    EspiritEstimate,
+    RadialTrajectory,
+)
+from deepinv_lab.data.physics.noise import NoiseModel
+from deepinv_lab.errors import UserError
+from deepinv_lab.systems.base import LinearSystem
+from deepinv_lab.systems.mri import MaskedComposition, MultiCoilMRI, SingleCoilMRI
+from deepinv_lab.systems.nufft import BACKENDS, MultiCoilNUFFT
+
+
+class CartesianMRIPhysics(Physics):
+    """Multicoil Cartesian MRI, ``y = M (F S x + n)``
+    (:class:`~deepinv_lab.systems.mri.MultiCoilMRI`).
+
+    Args:
+        mask: the sampling mask per item (:class:`~deepinv_lab.data.physics.draws.CartesianMask`:
+            fastMRI columns, Poisson disc, variable density).
+        coils: the true coil maps per item (default: 8 birdcage coils, randomly rotated).
+        noise: the k-space noise (complex Gaussian, relative to images of maximum about 1).
+        estimate_maps: coil maps the reconstruction is given instead of the true ones, estimated
+            from each item's measured calibration block (``EspiritEstimate``); ``None``: the
+            true maps.
+
+    Batch keys: ``mask``, ``num_low_frequencies``, ``coil_maps`` (the estimated ones with
+    ``estimate_maps``; the true ones then are ``true_coil_maps``), the noise level.
+    """
+
+    complex_images = True
+
+    def __init__(
+        self,
+        mask: CartesianMask | None = None,
+        coils: BirdcageCoils | None = None,
+        noise: NoiseModel | None = None,
+        estimate_maps: EspiritEstimate | None = None,
+    ):
+        super().__init__(noise)
+        self.mask = mask if mask is not None else CartesianMask()
+        self.coils = coils if coils is not None else BirdcageCoils()
+        self.estimate_maps = estimate_maps
+
+    def draw_operator(self, image_shape: Sequence[int], generator: torch.Generator) -> Params:
+        shape = tuple(image_shape[-2:])
+        params = self.coils.draw(shape, generator)
+        params.update(self.mask.draw(shape, generator))
+        if self.estimate_maps is not None:
+            params["true_coil_maps"] = params.pop("coil_maps")
+        return params
+
+    def _maps(self, params: Params, true: bool) -> torch.Tensor:
+        key = "true_coil_maps" if true and "true_coil_maps" in params else "coil_maps"
+        return params[key]
+
+    def operator(self, params: Params) -> MultiCoilMRI:
+        return MultiCoilMRI(self._maps(params, True), params["mask"], params["num_low_frequencies"])
+
+    def system(self, params: Params) -> MultiCoilMRI:
+        return MultiCoilMRI(
+            self._maps(params, False), params["mask"], params["num_low_frequencies"]
+        )
+
+    def restrict(self, y: torch.Tensor, params: Params, acquisition: LinearSystem) -> torch.Tensor:
+        return acquisition.sampling(y)  # noise only where k-space is acquired
+
+    def estimate(self, y: torch.Tensor, params: Params) -> Params:
+        if self.estimate_maps is None:
+            return {}
+        return {"coil_maps": self.estimate_maps(y).to(y.device)}
+
+
+class SingleCoilMRIPhysics(Physics):
+    """Single-coil Cartesian MRI, ``y = M (F x + n)``
+    (:class:`~deepinv_lab.systems.mri.SingleCoilMRI`): the setting of fastMRI's single-coil knee
+    track, simulated.
+
+    Args:
+        mask: the sampling mask per item (:class:`~deepinv_lab.data.physics.draws.CartesianMask`).
+        noise: the k-space noise.
+
+    Batch keys: ``mask``, ``num_low_frequencies``, the noise level.
+    """
+
+    complex_images = True
+
+    def __init__(self, mask: CartesianMask | None = None, noise: NoiseModel | None = None):
+        super().__init__(noise)
+        self.mask = mask if mask is not None else CartesianMask()
+
+    def draw_operator(self, image_shape: Sequence[int], generator: torch.Generator) -> Params:
+        return self.mask.draw(tuple(image_shape[-2:]), generator)
+
+    def operator(self, params: Params) -> SingleCoilMRI:
+        mask = params["mask"]
+        return SingleCoilMRI(mask, params["num_low_frequencies"])
+
+    def restrict(self, y: torch.Tensor, params: Params, acquisition: LinearSystem) -> torch.Tensor:
+        assert isinstance(acquisition, MaskedComposition)
+        return acquisition.sampling(y)
+
+
+class NonCartesianMRIPhysics(Physics):
+    """Multicoil non-Cartesian MRI, ``y = F_traj S x + n``
+    (:class:`~deepinv_lab.systems.nufft.MultiCoilNUFFT`): a NUFFT along a trajectory drawn per
+    item, with density compensation in the adjoint and the Toeplitz normal operator.
+
+    Args:
+        trajectory: the trajectory per item (default: 64 golden-angle radial spokes with a random
+            start).
+        coils: the coil maps per item (default: 8 birdcage coils).
+        noise: the k-space noise.
+        density_compensation: weight the adjoint by the trajectory's density compensation
+            (gridding); without it ``A^H`` is the plain adjoint.
+        toeplitz: the Toeplitz normal operator (one padded FFT pair per ``A^H A``).
+        backend, tolerance: the NUFFT's (:class:`~deepinv_lab.systems.nufft.NUFFT`).
+
+    Batch keys: ``trajectory`` ``(B, 2, K)``, ``weights`` ``(B, K)``, ``coil_maps``, the noise
+    level.
+    """
+
+    complex_images = True
+
+    def __init__(
+        self,
+        trajectory: RadialTrajectory | None = None,
+        coils: BirdcageCoils | None = None,
+        noise: NoiseModel | None = None,
+        density_compensation: bool = True,
+        toeplitz: bool = True,
+        backend: str = "auto",
+        tolerance: float = 1e-6,
+    ):
+        super().__init__(noise)
+        if backend not in BACKENDS:
+            raise UserError(
+                f"NonCartesianMRIPhysics: backend must be one of {list(BACKENDS)}, got {backend!r}"
+            )
+        self.trajectory = trajectory if trajectory is not None else RadialTrajectory()
+        self.coils = coils if coils is not None else BirdcageCoils()
+        self.density_compensation = density_compensation
+        self.toeplitz = toeplitz
+        self.backend = backend
+        self.tolerance = tolerance
+
+    def draw_operator(self, image_shape: Sequence[int], generator: torch.Generator) -> Params:
+        shape = tuple(image_shape[-2:])
+        params = self.coils.draw(shape, generator)
+        params.update(self.trajectory.draw(shape, generator))
+        return params
+
+    def _nufft(self, params: Params, weighted: bool) -> MultiCoilNUFFT:
+        return MultiCoilNUFFT(
+            params["trajectory"],
+            params["coil_maps"],
+            params["weights"] if weighted else None,
+            toeplitz=self.toeplitz,
+            backend=self.backend,
+            tolerance=self.tolerance,
+        )
+
+    def operator(self, params: Params) -> MultiCoilNUFFT:
+        return self._nufft(params, self.density_compensation)
+
+    def acquisition(self, params: Params) -> MultiCoilNUFFT:
+        return self._nufft(params, False)
+
+    def restrict(self, y: torch.Tensor, params: Params, acquisition: LinearSystem) -> torch.Tensor:
+        # the operator with density compensation weighs the acquired samples by sqrt(w)
+        if not self.density_compensation:
+            return y
+        return y * params["weights"].sqrt().unsqueeze(1).to(y.dtype)

@@ -1,0 +1,8 @@
+"""Ground-truth sources of simulated data, config blocks of ``data.init_args.source``
+(:class:`~deepinv_lab.data.simulation_datamodule.SimulationDataModule`)."""
+
+from deepinv_lab.data.sources.base import Source, SourceSplit
+from deepinv_lab.data.sources.brain import BuiltinBrain
+from deepinv_lab.data.sources.photos import BuiltinMicroCT, BuiltinPhotos
+
+__all__ = ["BuiltinBrain", "BuiltinMicroCT", "BuiltinPhotos", "Source", "SourceSplit"]
