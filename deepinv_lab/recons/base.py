@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from deepinv_lab.errors import UserError
-from deepinv_lab.systems.base import System
+from deepinv_lab.systems.base import LinearSystem, System
 
 
 class Recon(nn.Module):
@@ -23,6 +23,12 @@ class Recon(nn.Module):
 
     def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must implement forward(y, system)")
+
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        """Raise a :class:`~deepinv_lab.errors.UserError` when this Recon cannot reconstruct
+        measurements ``y`` of ``system`` (one example batch of the data, checked when a run
+        starts; e.g. non-Cartesian k-space given to a Recon that needs a Cartesian mask). The
+        base class accepts anything."""
 
     def diagnostics(self) -> dict[str, float]:
         """Numbers describing the last forward (and backward) pass, e.g. solver iteration counts
@@ -52,6 +58,28 @@ class Recon(nn.Module):
         )
 
 
+def require_linear(recon: Recon, system: System) -> None:
+    """A UserError unless ``system`` is a :class:`~deepinv_lab.systems.base.LinearSystem`
+    (model-based Recons need ``A``, ``A^H`` and ``A^H A``)."""
+    if not isinstance(system, LinearSystem):
+        raise UserError(
+            f"{type(recon).__name__} needs a linear System with an adjoint (A, A^H, A^H A), and "
+            f"the data's System is {type(system).__name__}; use a denoising Recon (Denoiser) "
+            "for denoising data"
+        )
+
+
+def require_image(recon: Recon, system: System, y: torch.Tensor) -> None:
+    """A UserError unless ``y`` is a real image batch ``(B, C, H, W)`` (image-domain Recons)."""
+    if y.is_complex() or y.ndim != 4:
+        raise UserError(
+            f"{type(recon).__name__} works on real image measurements (B, C, H, W), and the "
+            f"data's System {type(system).__name__} gives {'complex ' if y.is_complex() else ''}"
+            f"measurements of shape {tuple(y.shape)}; use a model-based Recon (MoDL, DEQ, "
+            "UnrolledProximalGradient) or PostProcessing"
+        )
+
+
 def image_output(x: torch.Tensor, magnitude: bool) -> torch.Tensor:
     """``|x|`` for a complex ``x`` when ``magnitude`` (MRI Recons return magnitude images)."""
     return x.abs() if magnitude and x.is_complex() else x
@@ -67,6 +95,9 @@ class SolutionRecon(Recon):
 
     def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:
         return image_output(self.solution(y, system), self.magnitude)
+
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        require_linear(self, system)
 
     def measurement_estimate(
         self, y: torch.Tensor, system: System, observe: System | None = None

@@ -11,7 +11,7 @@ from deepinv_lab.optim.cg import CGInfo, check_cg_args
 from deepinv_lab.optim.convergence import OnFailure, check_on_failure
 from deepinv_lab.optim.data_consistency import positive_weight
 from deepinv_lab.optim.least_squares import least_squares
-from deepinv_lab.recons.base import Recon
+from deepinv_lab.recons.base import Recon, require_linear
 from deepinv_lab.systems.base import LinearSystem
 
 
@@ -69,6 +69,9 @@ class CGSense(Recon):
             on_failure=self.on_failure,
         )
         return x.abs() if self.magnitude and x.is_complex() else x
+
+    def check_system(self, system, y: torch.Tensor) -> None:
+        require_linear(self, system)
 
     def diagnostics(self) -> dict[str, float]:
         out = {"cg/damping": float(self.damping.detach())}

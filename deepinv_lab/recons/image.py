@@ -9,7 +9,7 @@ from torch import nn
 from deepinv_lab.errors import UserError
 from deepinv_lab.functional import upsample_bicubic
 from deepinv_lab.models.wrappers import check_self_ensemble_mode, self_ensemble
-from deepinv_lab.recons.base import Recon
+from deepinv_lab.recons.base import Recon, require_image
 from deepinv_lab.recons.zero_filled import ZeroFilled
 from deepinv_lab.systems.base import System
 
@@ -35,6 +35,9 @@ class Denoiser(Recon):
         super().__init__()
         self.model = model
         self.residual = residual
+
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        require_image(self, system, y)
 
     def forward(self, y: torch.Tensor, system: System | None = None) -> torch.Tensor:
         out = self.model(y)
@@ -72,6 +75,10 @@ class Interpolation(Recon):
         super().__init__()
         _check_scale(scale, type(self).__name__)
         self.scale = scale
+
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        require_image(self, system, y)
+        _scale_of(system, self.scale, type(self).__name__)
 
     def forward(self, y: torch.Tensor, system: System | None = None) -> torch.Tensor:
         return upsample_bicubic(y, _scale_of(system, self.scale, type(self).__name__))
@@ -111,6 +118,11 @@ class SuperResolution(Recon):
         self.residual = residual
         self.scale = scale
         self.self_ensemble = self_ensemble
+
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        require_image(self, system, y)
+        if self.upsample_input or self.residual:
+            _scale_of(system, self.scale, type(self).__name__)
 
     def forward(self, y: torch.Tensor, system: System | None = None) -> torch.Tensor:
         if self.self_ensemble is not None and not self.training:
@@ -157,6 +169,9 @@ class PostProcessing(Recon):
         self.initial = initial if initial is not None else ZeroFilled()
         self.normalize = normalize
         self.residual = residual
+
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        self.initial.check_system(system, y)
 
     def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:
         x0 = self.initial(y, system)

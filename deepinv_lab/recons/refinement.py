@@ -55,6 +55,9 @@ class Refinement(Recon):
             self.recon.eval()
         return self
 
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        self.recon.check_system(system, y)
+
     def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:
         if self.freeze_recon:
             with torch.no_grad():

@@ -11,12 +11,13 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.functional import ifft2c, rss
 from deepinv_lab.models import NormUnet, SensitivityModel
 from deepinv_lab.optim import VarNetCascade
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.systems.base import System
-from deepinv_lab.systems.mri import FFT2, CoilSensitivity
+from deepinv_lab.systems.mri import FFT2, CoilSensitivity, MaskedComposition
 
 
 class VarNet(Recon):
@@ -81,6 +82,15 @@ class VarNet(Recon):
             else:
                 kspace = cascade(kspace, y, mask, coils, coils.adjoint)
         return kspace
+
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        if not isinstance(system, MaskedComposition) or not y.is_complex() or y.ndim != 4:
+            raise UserError(
+                f"VarNet needs Cartesian multicoil k-space (B, coils, H, W) with a sampling "
+                f"mask (MultiCoilMRI, MultiCoilFourier, SingleCoilMRI), and the data's System "
+                f"is {type(system).__name__} with measurements of shape {tuple(y.shape)}; use "
+                "a model-based Recon (MoDL, DEQ, UnrolledProximalGradient) for other Systems"
+            )
 
     def forward(self, y: torch.Tensor, system: System) -> torch.Tensor:
         """Reconstruct ``(B, 1, H, W)`` magnitude images.

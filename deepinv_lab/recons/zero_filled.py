@@ -6,8 +6,9 @@ import torch
 
 from deepinv_lab.errors import UserError
 from deepinv_lab.functional import ifft2c, rss
-from deepinv_lab.recons.base import Recon
-from deepinv_lab.systems.base import LinearSystem
+from deepinv_lab.recons.base import Recon, require_linear
+from deepinv_lab.systems.base import LinearSystem, System
+from deepinv_lab.systems.mri import MaskedComposition
 
 
 class ZeroFilled(Recon):
@@ -26,6 +27,16 @@ class ZeroFilled(Recon):
         if combine not in ("rss", "adjoint"):
             raise UserError(f"ZeroFilled: combine must be 'rss' or 'adjoint', got {combine!r}")
         self.combine = combine
+
+    def check_system(self, system: System, y: torch.Tensor) -> None:
+        if self.combine == "adjoint":
+            require_linear(self, system)
+        elif not isinstance(system, MaskedComposition):
+            raise UserError(
+                f"ZeroFilled(combine='rss') needs Cartesian k-space (B, coils, H, W), and the "
+                f"data's System is {type(system).__name__}; use ZeroFilled(combine='adjoint') "
+                "(|A^H y|: density-compensated gridding for non-Cartesian data) or CGSense"
+            )
 
     def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
         if self.combine == "adjoint":

@@ -128,6 +128,7 @@ class ReconModule(pl.LightningModule):
         self.run_config: dict | None = None
 
     def setup(self, stage: str) -> None:
+        self._check_data()
         # before the optimizer is built and before a resumed run's own checkpoint loads
         if stage == "fit":
             for objective in self.objectives or ():
@@ -135,6 +136,26 @@ class ReconModule(pl.LightningModule):
         if stage == "fit" and self.init_from is not None and not self._initialised:
             load_recon_weights(self.recon, self.init_from, "init_from")
             self._initialised = True
+
+    def _check_data(self) -> None:
+        """Check the Recon and the baseline against one example batch of a DataModule that
+        offers one (``example_system()``: simulated data), before anything runs."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        example = getattr(datamodule, "example_system", None)
+        if not callable(example):
+            return
+        system, y = example()
+        physics = getattr(datamodule, "physics", None)
+        data = f"data.physics {physics.describe()}" if physics is not None else "the data"
+        for key, recon in (("model.recon", self.recon), ("model.baseline", self.baseline)):
+            if recon is None:
+                continue
+            try:
+                recon.check_system(system, y)
+            except UserError as error:
+                raise UserError(
+                    f"{key} {type(recon).__name__} cannot reconstruct {data}: {error}"
+                ) from None
 
     def forward(self, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
         return self.recon(y, system)

@@ -152,9 +152,11 @@ class FinufftBackend:
     def plans(self, trajectory: torch.Tensor, n_trans: int) -> list[_PlanPair]:
         """One plan pair per trajectory row, for ``n_trans`` transforms each; cached."""
         planned = self._planned_for
-        if planned is None or planned[0] is not trajectory or planned[1] != trajectory._version:
+        # inference tensors (validate/test/predict) have no version counter and cannot change
+        version = -1 if trajectory.is_inference() else trajectory._version
+        if planned is None or planned[0] is not trajectory or planned[1] != version:
             self._plans.clear()
-            self._planned_for = (trajectory, trajectory._version)
+            self._planned_for = (trajectory, version)
         options = self._options(trajectory.device)
         rows = trajectory if trajectory.ndim == 3 else trajectory[None]
         pairs = []
