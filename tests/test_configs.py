@@ -13,6 +13,17 @@ CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.json"))
 RECON = "--model.init_args.recon.init_args."
 TINY_MRI = ["--data.init_args.downsample=4", "--data.init_args.num_coils=2"]
 TINY_IMAGES = ["--data.init_args.patch_size=32", "--data.init_args.batch_size=2"]
+#: the same for configs that compose ``SimulationDataModule`` from a source and a physics block
+SOURCE = "--data.init_args.source.init_args."
+PHYSICS = "--data.init_args.physics.init_args."
+TINY_BRAIN = [f"{SOURCE}downsample=4"]
+TINY_PHOTOS = [f"{SOURCE}patch_size=32", "--data.init_args.batch_size=2"]
+TINY_MODL = [
+    f"{RECON}num_iterations=2",
+    f"{RECON}denoiser.init_args.chans=4",
+    f"{RECON}cg_max_iter=3",
+]
+TINY_PRIOR = [f"{RECON}num_iterations=2", f"{RECON}denoiser.init_args.chans=4"]
 TINY_VARNET = tiny.overrides("model.init_args.recon.init_args", tiny.VARNET)
 #: per config: overrides that make it fast (architecture sizes, iterations, data size)
 TINY = {
@@ -62,6 +73,22 @@ TINY = {
         "--model.init_args.discriminator.init_args.input_size=64",
         "--data.init_args.patch_size=64",
         "--model.init_args.pretrain_epochs=0",
+    ],
+    "radial_modl": TINY_BRAIN
+    + [f"{PHYSICS}coils.init_args.num_coils=2", f"{PHYSICS}trajectory.init_args.num_spokes=8"]
+    + TINY_MODL,
+    "poisson_modl": TINY_BRAIN + [f"{PHYSICS}coils.init_args.num_coils=2"] + TINY_MODL,
+    "singlecoil_modl": TINY_BRAIN + TINY_MODL,
+    "inpainting_unrolled": TINY_PHOTOS + TINY_PRIOR,
+    "cs_unrolled": TINY_PHOTOS + TINY_PRIOR,
+    "poisson_denoise": TINY_PHOTOS
+    + [f"{RECON}model.init_args.num_layers=3", f"{RECON}model.init_args.chans=4"],
+    "sr_noisy": TINY_PHOTOS
+    + [
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_groups=1",
+        f"{RECON}model.init_args.num_blocks=1",
+        f"{RECON}model.init_args.reduction=2",
     ],
     "varnet_rcan": TINY_MRI
     + tiny.overrides("model.init_args.recon.init_args.recon.init_args", tiny.VARNET)
