@@ -291,7 +291,7 @@ class Scaled(LinearSystem):
     image ``x`` is a mistake for ``A(x)``.
     """
 
-    def __init__(self, system: LinearSystem, scale: Number | torch.Tensor):
+    def __init__(self, system: LinearSystem, scale: float | torch.Tensor):
         super().__init__()
         scale = torch.as_tensor(scale)
         if scale.ndim > 1:
