@@ -4,7 +4,10 @@ import re
 import runpy
 from pathlib import Path
 
+import torch
+
 from deepinv_lab.cli import main
+from tests import tiny
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -41,3 +44,32 @@ def test_subclassed_block_is_usable_from_a_config(tiny_config, tmp_path, monkeyp
     recon = ReconModule.load_from_checkpoint(last).recon
     assert type(recon).__name__ == "SharedWeightVarNet"
     assert recon.cascades[0].model is recon.cascades[1].model
+
+
+def test_user_system_trains_from_a_config(tmp_path, monkeypatch, capsys):
+    """examples/gaussian_blur.py: a System written in user code (a Gaussian blur and its adjoint),
+    named in examples/deblur.json and trained by fit with nothing else written."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from gaussian_blur import GaussianBlur
+
+    blur = GaussianBlur(sigma=2.0)
+    x, y = torch.randn(2, 1, 24, 20, dtype=torch.float64), torch.randn(2, 1, 24, 20)
+    y = y.double()
+    assert torch.allclose((blur(x) * y).sum(), (x * blur.H(y)).sum())  # <A x, y> = <x, A^H y>
+
+    recon = "--model.init_args.recon.init_args."
+    args = [
+        "fit",
+        "--config",
+        str(EXAMPLES / "deblur.json"),
+        *tiny.overrides("trainer", tiny.TRAINER),
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--data.init_args.source.init_args.patch_size=32",
+        "--data.init_args.batch_size=2",
+        f"{recon}num_iterations=2",
+        f"{recon}denoiser.init_args.chans=4",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "val/psnr=" in out and "val/baseline_psnr=" in out
+    assert (tmp_path / "deblur" / "version_0" / "checkpoints" / "last.ckpt").is_file()
