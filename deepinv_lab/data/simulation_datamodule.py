@@ -73,7 +73,7 @@ class SimulationDataModule(TrainValDataModule):
         if physics.complex_images and not source.gives_complex:
             raise UserError(
                 f"data.physics {physics.describe()} measures complex images, and data.source "
-                f"{source.describe()} gives real ones: use BuiltinBrain or FastMRICoilImages"
+                f"{source.describe()} gives real ones: use the source BuiltinBrain"
             )
         self.source = source
         self.physics = physics

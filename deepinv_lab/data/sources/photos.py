@@ -57,7 +57,7 @@ class BuiltinPhotos(Source):
         if complex_images:
             raise UserError(
                 f"{type(self).__name__} gives real images, and the physics measures complex ones "
-                "(MRI): use the source BuiltinBrain or FastMRICoilImages"
+                "(MRI): use the source BuiltinBrain"
             )
         if train_size is not None:
             positive_int(train_size, "data.train_size")
