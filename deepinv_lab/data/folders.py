@@ -34,6 +34,7 @@ from torch.utils.data import Dataset, default_collate
 from deepinv_lab.data.checks import positive_int
 from deepinv_lab.data.crops import apply_dihedral, draw_dihedral, grid_crops, random_crop
 from deepinv_lab.data.image_files import IMAGE_EXTENSIONS, find_images, image_header, read_image
+from deepinv_lab.data.physics.noise import DEFAULT_SIGMA
 from deepinv_lab.data.samplers import item_generator
 from deepinv_lab.data.seeding import seeded_generator
 from deepinv_lab.data.subsets import nested_subset
@@ -75,7 +76,6 @@ def _image_subset(count: int, num_images: int | None, seed: int, root: str) -> l
 
 
 #: Default noise level of :class:`ImageFolder` (25 on the 0-255 scale).
-DEFAULT_SIGMA = 25 / 255
 
 
 def check_sigma(

@@ -19,13 +19,11 @@ from deepinv_lab.data.physics import (
     Gaussian,
     LinearPhysics,
 )
+from deepinv_lab.data.physics.noise import DEFAULT_SIGMA
 from deepinv_lab.data.simulation_datamodule import SimulationDataModule
 from deepinv_lab.data.sources import BuiltinBrain, BuiltinMicroCT, BuiltinPhotos
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.downsampling import Downsampling
-
-#: Default noise level of the denoising preset (25 on the 0-255 scale).
-DEFAULT_SIGMA = 25 / 255
 
 
 class SimulatedBrainMRIDataModule(SimulationDataModule):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from deepinv_lab.data.physics.base import Params, Physics
-from deepinv_lab.data.physics.noise import Gaussian, NoiseModel
+from deepinv_lab.data.physics.noise import DEFAULT_SIGMA, Gaussian, NoiseModel
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import LinearSystem, System
 from deepinv_lab.systems.cs import CompressedSensing
@@ -25,7 +25,7 @@ class DenoisingPhysics(Physics):
     """
 
     def __init__(self, noise: NoiseModel | None = None):
-        super().__init__(noise if noise is not None else Gaussian(sigma=25 / 255))
+        super().__init__(noise if noise is not None else Gaussian(sigma=DEFAULT_SIGMA))
 
     def draw_operator(self, image_shape: Sequence[int], generator: torch.Generator) -> Params:
         return {}

@@ -58,6 +58,10 @@ def _draw(value: float | None, value_range: tuple[float, float] | None, generato
     return (low + (high - low) * torch.rand((), generator=generator, dtype=torch.float64)).float()
 
 
+#: The default Gaussian noise level of the denoising data: 25 on the 0-255 scale.
+DEFAULT_SIGMA = 25 / 255
+
+
 class NoiseModel:
     """Base class of the noise models: :meth:`draw` (the item's level), :meth:`add` (noise on a
     batch, item by item) and :meth:`system` (the noise as a System with the batch's levels)."""
