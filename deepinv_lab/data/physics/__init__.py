@@ -8,6 +8,7 @@ from deepinv_lab.data.physics.draws import (
     BirdcageCoils,
     CartesianMask,
     EspiritEstimate,
+    LowResolutionMaps,
     RadialTrajectory,
 )
 from deepinv_lab.data.physics.image import (
@@ -34,6 +35,7 @@ __all__ = [
     "Gaussian",
     "InpaintingPhysics",
     "LinearPhysics",
+    "LowResolutionMaps",
     "NoiseModel",
     "NonCartesianMRIPhysics",
     "Params",

@@ -1,6 +1,6 @@
 """Per-item draws of MRI acquisition parameters, as config blocks: Cartesian sampling masks,
 coil sensitivity maps, non-Cartesian trajectories, and coil maps estimated from the measured
-calibration region.
+calibration region (Cartesian) or k-space centre (non-Cartesian).
 
 Each block draws from the item's generator, so an item's parameters depend only on the seed,
 the epoch and its index (:mod:`deepinv_lab.data.samplers`).
@@ -15,6 +15,7 @@ import torch
 
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.coils import birdcage_maps, espirit_maps
+from deepinv_lab.systems.nufft import NUFFT
 from deepinv_lab.systems.sampling import (
     PoissonDiscMaskFunc,
     VariableDensityMaskFunc,
@@ -214,3 +215,52 @@ class EspiritEstimate:
 
     def __repr__(self) -> str:
         return f"EspiritEstimate(calib_width={self.calib_width})"
+
+
+class LowResolutionMaps:
+    """Coil maps estimated from the non-Cartesian samples near the k-space centre: the gridded
+    low-resolution coil images divided by their root-sum-of-squares, the usual estimate for radial
+    and spiral data whose centre is densely sampled (e.g. mri-nufft's ``low_frequency``).
+
+    The density-compensated samples are weighted by a Hann window of ``calib_width`` grid samples
+    across the centre, gridded by the adjoint NUFFT to coil images ``l_c``, and
+    ``s_c = l_c / sqrt(sum_c |l_c|^2)``, set to zero where the root-sum-of-squares is below
+    ``threshold`` times its maximum (outside the object).
+
+    Args:
+        calib_width: the window's width in Cartesian grid samples (k-space of the image size).
+        threshold: the relative root-sum-of-squares below which maps are zero.
+    """
+
+    def __init__(self, calib_width: int = 24, threshold: float = 0.05):
+        if isinstance(calib_width, bool) or not isinstance(calib_width, int) or calib_width < 2:
+            raise UserError(
+                f"LowResolutionMaps: calib_width must be an integer >= 2, got {calib_width!r}"
+            )
+        if not 0 <= threshold < 1:
+            raise UserError(f"LowResolutionMaps: threshold must be in [0, 1), got {threshold}")
+        self.calib_width = calib_width
+        self.threshold = float(threshold)
+
+    def __call__(
+        self, compensated: torch.Tensor, trajectory: torch.Tensor, image_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """Maps ``(B, coils, H, W)`` from density-compensated samples ``(B, coils, K)`` at the
+        trajectory ``(B, 2, K)`` or ``(2, K)`` (radians)."""
+        height, width = image_size
+        scale = torch.tensor([height, width], dtype=trajectory.dtype, device=trajectory.device)
+        radius = ((trajectory * scale[:, None] / (2 * math.pi)) ** 2).sum(-2).sqrt()
+        half = self.calib_width / 2
+        window = torch.cos(math.pi / 2 * radius / half).clamp(min=0) ** 2
+        window = torch.where(radius < half, window, torch.zeros_like(window))
+        window = window if window.ndim == 2 else window[None]
+        samples = compensated * window[:, None].to(compensated.dtype)
+        images = NUFFT(trajectory, image_size, toeplitz=False).adjoint(samples)
+        norm = images.abs().pow(2).sum(1, keepdim=True).sqrt()
+        peak = norm.amax(dim=(-2, -1), keepdim=True)
+        inside = norm > self.threshold * peak
+        maps = images / torch.where(inside, norm, torch.ones_like(norm))
+        return torch.where(inside, maps, torch.zeros_like(maps))
+
+    def __repr__(self) -> str:
+        return f"LowResolutionMaps(calib_width={self.calib_width})"

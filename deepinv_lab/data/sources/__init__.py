@@ -3,6 +3,14 @@
 
 from deepinv_lab.data.sources.base import Source, SourceSplit
 from deepinv_lab.data.sources.brain import BuiltinBrain
+from deepinv_lab.data.sources.fastmri import FastMRICoilImages
 from deepinv_lab.data.sources.photos import BuiltinMicroCT, BuiltinPhotos
 
-__all__ = ["BuiltinBrain", "BuiltinMicroCT", "BuiltinPhotos", "Source", "SourceSplit"]
+__all__ = [
+    "BuiltinBrain",
+    "BuiltinMicroCT",
+    "BuiltinPhotos",
+    "FastMRICoilImages",
+    "Source",
+    "SourceSplit",
+]
