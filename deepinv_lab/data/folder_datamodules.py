@@ -51,7 +51,38 @@ def _folder(value: str | os.PathLike | None, name: str) -> str:
     return str(value)
 
 
-def _check_whole_images(val_whole_images: bool, check_files: bool, batch_size: int) -> None:
+def image_folder_roots(
+    root: str | None,
+    train_root: str | None,
+    val_root: str | None,
+    test_root: str | None = None,
+) -> tuple[str, str, str | None]:
+    """The checked training, validation and (optional) test folders: those given, else
+    ``root``'s ``train/``, ``val/`` and ``test/`` (ImageNet layout). Errors name the argument
+    (``data.root``, ``data.train_root``, ...)."""
+    if root is not None:
+        base = Path(_folder(root, "root")).expanduser()
+        for name, value, sub in (
+            ("train_root", train_root, "train"),
+            ("val_root", val_root, "val"),
+        ):
+            if value is None and not (base / sub).is_dir():
+                raise UserError(
+                    f"data.root: {str(base / sub)!r} does not exist; data.root must hold the "
+                    f"folders train/ and val/ (and optionally test/), or give data.{name}"
+                )
+        train_root = train_root if train_root is not None else str(base / "train")
+        val_root = val_root if val_root is not None else str(base / "val")
+        if test_root is None and (base / "test").is_dir():
+            test_root = str(base / "test")
+    train_root = _folder(train_root, "train_root")
+    val_root = _folder(val_root, "val_root")
+    if test_root is not None:
+        test_root = _folder(test_root, "test_root")
+    return train_root, val_root, test_root
+
+
+def check_whole_images(val_whole_images: bool, check_files: bool, batch_size: int) -> None:
     if val_whole_images and not check_files and batch_size > 1:
         raise UserError(
             f"data.val_whole_images with data.check_files false needs data.batch_size 1 (got "
@@ -80,7 +111,7 @@ def _build(name: str, dataset_class: type[Dataset], *args, **kwargs) -> Dataset:
         raise _wrap(name, error) from error
 
 
-def _evaluation_crops(
+def evaluation_crops(
     whole_images: bool, patch_size: int | None, train_patch_size: int, patches_per_image: int
 ) -> tuple[int | None, int]:
     """``(patch_size, patches_per_image)`` of the validation/test sets: one uncropped item per
@@ -102,7 +133,7 @@ class _FolderDataModule(TrainValDataModule):
             _check_size(arguments[name], name)
         for name in ("patches_per_image", "val_patches_per_image"):
             _check_size(arguments[name], name, optional=False)
-        _check_whole_images(
+        check_whole_images(
             arguments["val_whole_images"], arguments["check_files"], arguments["batch_size"]
         )
         self.batch_size = arguments["batch_size"]
@@ -179,26 +210,7 @@ class ImageFolderDenoisingDataModule(_FolderDataModule):
             check_sigma(sigma, sigma_range)
         except UserError as error:
             raise UserError(f"data.sigma/sigma_range: {error}") from error
-        if root is not None:  # ImageNet layout; explicit folders override its splits
-            base = Path(_folder(root, "root")).expanduser()
-            for name, value, sub in (
-                ("train_root", train_root, "train"),
-                ("val_root", val_root, "val"),
-            ):
-                if value is None and not (base / sub).is_dir():
-                    raise UserError(
-                        f"data.root: {str(base / sub)!r} does not exist; data.root must hold "
-                        f"the folders train/ and val/ (and optionally test/), or give "
-                        f"data.{name}"
-                    )
-            train_root = train_root if train_root is not None else str(base / "train")
-            val_root = val_root if val_root is not None else str(base / "val")
-            if test_root is None and (base / "test").is_dir():
-                test_root = str(base / "test")
-        train_root = _folder(train_root, "train_root")
-        val_root = _folder(val_root, "val_root")
-        if test_root is not None:
-            test_root = _folder(test_root, "test_root")
+        train_root, val_root, test_root = image_folder_roots(root, train_root, val_root, test_root)
         common = dict(
             sigma=sigma,
             sigma_range=sigma_range,
@@ -207,7 +219,7 @@ class ImageFolderDenoisingDataModule(_FolderDataModule):
             extensions=extensions,
             check_files=check_files,
         )
-        val_crop, val_crops = _evaluation_crops(
+        val_crop, val_crops = evaluation_crops(
             val_whole_images, val_patch_size, patch_size, val_patches_per_image
         )
         evaluation = dict(
@@ -387,7 +399,7 @@ class PairedSRDataModule(_FolderDataModule):
             extensions=extensions,
             check_files=check_files,
         )
-        val_crop, val_crops = _evaluation_crops(
+        val_crop, val_crops = evaluation_crops(
             val_whole_images, val_lr_patch_size, lr_patch_size, val_patches_per_image
         )
         evaluation = dict(

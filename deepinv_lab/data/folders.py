@@ -330,7 +330,11 @@ class ImageFolder(_FolderDataset):
     #: The collate function of denoising items.
     collate_fn = staticmethod(collate_folder_denoising)
 
-    def __getitem__(self, index: int) -> dict:
+    def read(self, index: int) -> tuple[dict, torch.Generator]:
+        """The clean crop of an item and the generator its further draws continue with: ``x``
+        and ``target`` (the same ``(C, P, P)`` crop), ``max_value``, ``volume_id``,
+        ``slice_num``, ``fname`` (a :class:`~deepinv_lab.data.sources.SourceSplit`'s items, so
+        that :class:`~deepinv_lab.data.sources.FolderImages` measures them with any physics)."""
         file_index, number, generator = self._locate(index)
         path, name = self.files[file_index], self.names[file_index]
         image = read_image(path, self.grayscale)
@@ -348,21 +352,27 @@ class ImageFolder(_FolderDataset):
             k = self._draw_dihedral(generator)
             if k:
                 patch = apply_dihedral(patch, k).contiguous()
+        item = {
+            "x": patch,
+            "target": patch,
+            "max_value": torch.tensor(1.0),
+            "volume_id": torch.tensor(file_index, dtype=torch.int64),
+            "slice_num": torch.tensor(number, dtype=torch.int64),
+            "fname": name,
+        }
+        return item, generator
+
+    def __getitem__(self, index: int) -> dict:
+        item, generator = self.read(index)
+        patch = item.pop("x")
         if self.sigma_range is None:
             sigma = torch.tensor(self.sigma, dtype=torch.float32)
         else:
             low, high = self.sigma_range
             sigma = (low + (high - low) * torch.rand((), generator=generator)).to(torch.float32)
-        noisy = GaussianNoise(sigma)(patch[None], generator=generator)[0]
-        return {
-            "y": noisy,
-            "target": patch,
-            "max_value": torch.tensor(1.0),
-            "sigma": sigma,
-            "volume_id": torch.tensor(file_index, dtype=torch.int64),
-            "slice_num": torch.tensor(number, dtype=torch.int64),
-            "fname": name,
-        }
+        item["y"] = GaussianNoise(sigma)(patch[None], generator=generator)[0]
+        item["sigma"] = sigma
+        return item
 
 
 class PairedCollate(SuperResolutionCollate):

@@ -75,6 +75,7 @@ class SimulationDataModule(TrainValDataModule):
                 f"data.physics {physics.describe()} measures complex images, and data.source "
                 f"{source.describe()} gives real ones: use the source BuiltinBrain"
             )
+        source.check_batch_size(batch_size)
         self.source = source
         self.physics = physics
         self.batch_size = batch_size

@@ -4,6 +4,7 @@
 from deepinv_lab.data.sources.base import Source, SourceSplit
 from deepinv_lab.data.sources.brain import BuiltinBrain
 from deepinv_lab.data.sources.fastmri import FastMRICoilImages
+from deepinv_lab.data.sources.folder import FolderImages
 from deepinv_lab.data.sources.photos import BuiltinMicroCT, BuiltinPhotos
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "BuiltinMicroCT",
     "BuiltinPhotos",
     "FastMRICoilImages",
+    "FolderImages",
     "Source",
     "SourceSplit",
 ]

@@ -67,6 +67,9 @@ class Source:
     def describe(self) -> str:
         return type(self).__name__
 
+    def check_batch_size(self, batch_size: int) -> None:
+        """Refuse a ``batch_size`` the items cannot be batched with (default: any)."""
+
 
 class SubsetSplit(SourceSplit):
     """The items ``indices`` of another split (a nested training subset)."""

@@ -35,8 +35,8 @@ class FastMRICoilImages(Source):
     view (e.g. 640 x 368 with fastMRI's readout oversampling): cropping them would cut the object
     at the crop's edges (a knee runs through the reconstruction field of view), which no
     acquisition does and which spoils coil-map estimates. The physics then measures these coil
-    images with its own mask or trajectory and noise: a multicoil physics acquires them coil by coil and ignores its ``coils``
-    (:class:`~deepinv_lab.data.physics.CartesianMRIPhysics`,
+    images with its own mask or trajectory and noise: a multicoil physics acquires them coil by
+    coil and ignores its ``coils`` (:class:`~deepinv_lab.data.physics.CartesianMRIPhysics`,
     :class:`~deepinv_lab.data.physics.NonCartesianMRIPhysics`), and its ``estimate_maps`` gives
     the Recon coil maps estimated from the simulated measurements. Single-coil files give one
     complex image per slice.
