@@ -196,3 +196,25 @@ def test_resume_checkpoint_and_resumable_runs(tmp_path):
     # the newer of a run's two names; runs newest first; a run without checkpoints is none
     assert resume_checkpoint(root / "version_2").name == "last-step.ckpt"
     assert resumable_runs(root) == [root / "version_0", root / "version_2"]
+
+
+def test_moved_datamodules_of_older_checkpoints_resolve():
+    """Checkpoints name the DataModule they were trained with; those that moved to
+    ``deepinv_lab.data.presets`` are read under their new path (same arguments), and the
+    checkpoint dict is not changed."""
+    import importlib
+
+    from deepinv_lab.checkpoints.config import MOVED_DATA_CLASSES, stored_run_config
+
+    for old, new in MOVED_DATA_CLASSES.items():
+        data = {"class_path": old, "init_args": {"batch_size": 2}}
+        checkpoint = {"deepinv_lab_config": {"data": data, "seed_everything": 0}}
+        stored = stored_run_config(checkpoint)
+        assert stored["data"] == {"class_path": new, "init_args": {"batch_size": 2}}
+        assert checkpoint["deepinv_lab_config"]["data"]["class_path"] == old
+        module, name = new.rsplit(".", 1)
+        assert old.rsplit(".", 1)[1] == name
+        assert (
+            "batch_size"
+            in importlib.import_module(module).__dict__[name].__init__.__code__.co_varnames
+        )

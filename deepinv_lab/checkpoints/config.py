@@ -17,6 +17,20 @@ RUN_CONFIG_KEY = "deepinv_lab_config"
 RUN_SECTIONS = ("seed_everything", "trainer", "model", "data", "checkpoint_every_n_steps")
 #: where the Recon's class is in a ReconModule's config
 RECON_CLASS_KEY = "model.init_args.recon.class_path"
+#: DataModules that moved, by the class path older checkpoints stored: same arguments, new home
+MOVED_DATA_CLASSES = {
+    "deepinv_lab.data.datamodule.SimulatedBrainMRIDataModule": (
+        "deepinv_lab.data.presets.SimulatedBrainMRIDataModule"
+    ),
+    **{
+        f"deepinv_lab.data.image_datamodules.{name}": f"deepinv_lab.data.presets.{name}"
+        for name in (
+            "BuiltinDenoisingDataModule",
+            "BuiltinSuperResolutionDataModule",
+            "BuiltinMicroCTDataModule",
+        )
+    },
+}
 
 
 def run_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -26,9 +40,17 @@ def run_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def stored_run_config(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
-    """The run config stored in ``checkpoint`` by ``fit``, or None (an older checkpoint)."""
+    """The run config stored in ``checkpoint`` by ``fit``, or None (an older checkpoint).
+    A DataModule that has moved since (:data:`MOVED_DATA_CLASSES`) is named by its new path;
+    the checkpoint itself is not changed."""
     stored = checkpoint.get(RUN_CONFIG_KEY)
-    return stored if isinstance(stored, dict) else None
+    if not isinstance(stored, dict):
+        return None
+    data = stored.get("data")
+    if isinstance(data, dict) and data.get("class_path") in MOVED_DATA_CLASSES:
+        data = {**data, "class_path": MOVED_DATA_CLASSES[data["class_path"]]}
+        stored = {**stored, "data": data}
+    return stored
 
 
 def stored_model_config(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
