@@ -266,6 +266,32 @@ def test_refinement_freezes_and_loads_its_first_stage(tmp_path):
         Refinement(_tiny_varnet(), rcan, recon_checkpoint=str(tmp_path / "nope.ckpt"))
 
 
+def test_refinement_stacks_extra_inputs_and_ensembles_the_network_at_test_time():
+    """The SNU design: the network sees the VarNet image and a classical image as two channels;
+    at test time it is averaged over the 8 flips/rotations of that input."""
+    from deepinv_lab.models.wrappers import self_ensemble
+
+    torch.manual_seed(0)
+    system, y, _ = _mri(batch=2)
+    system = MultiCoilMRI(system.coil_maps, torch.ones(1, 1, 1, system.coil_maps.shape[-1]))
+    y = system(torch.randn(2, 1, *system.coil_maps.shape[-2:], dtype=torch.complex64))
+    rcan = RCAN(in_chans=2, out_chans=1, chans=4, num_groups=1, num_blocks=1, reduction=2, scale=1)
+    hybrid = Refinement(_tiny_varnet(), rcan, extra_inputs=[ZeroFilled()], self_ensemble="x8")
+    first = hybrid.recon(y, system)
+    stacked = torch.cat([first, ZeroFilled()(y, system)], dim=1)
+    hybrid.train()
+    torch.testing.assert_close(hybrid(y, system), first + rcan(stacked))
+    hybrid.eval()
+    with torch.no_grad():
+        expected = first + self_ensemble(rcan, stacked, mode="x8")
+        torch.testing.assert_close(hybrid(y, system), expected)
+        assert not torch.allclose(expected, first + rcan(stacked))
+    with pytest.raises(UserError, match="extra_inputs must be Recons"):
+        Refinement(_tiny_varnet(), rcan, extra_inputs=[rcan])
+    with pytest.raises(UserError, match="self_ensemble must be 'x2' or 'x8'"):
+        Refinement(_tiny_varnet(), rcan, self_ensemble="x4")
+
+
 def test_super_resolution_self_ensemble_outside_training():
     from deepinv_lab.models import RCAN
     from deepinv_lab.models.wrappers import SelfEnsemble
