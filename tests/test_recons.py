@@ -292,6 +292,31 @@ def test_refinement_stacks_extra_inputs_and_ensembles_the_network_at_test_time()
         Refinement(_tiny_varnet(), rcan, self_ensemble="x4")
 
 
+def test_normalized_recons_are_scale_equivariant():
+    """Normalized runs the Recon at the scale of |A^H y| ~ 1: a MoDL with biases becomes
+    scale-equivariant (fastMRI k-space is ~1e-5 of the built-in data), a linear Recon is
+    unchanged, and the scale comes from the measurements alone."""
+    from deepinv_lab.recons import Normalized
+
+    torch.manual_seed(0)
+    system, y, _ = _mri(batch=2)
+    denoiser = ResNetDenoiser(in_chans=2, num_layers=2, chans=4)
+    modl = MoDL(denoiser, num_iterations=2, damping=0.1, cg_max_iter=5)
+    normalized = Normalized(modl)
+    with torch.no_grad():
+        small = normalized(1e-5 * y, system)
+        torch.testing.assert_close(small, 1e-5 * normalized(y, system), rtol=1e-4, atol=1e-10)
+        assert not torch.allclose(modl(1e-5 * y, system), 1e-5 * modl(y, system), rtol=1e-3)
+        scale = normalized.scale(y, system)
+        torch.testing.assert_close(scale.flatten(), system.adjoint(y).abs().flatten(1).amax(1))
+        cg = CGSense(damping=0.1, tol=1e-7, max_iter=200, on_failure="ignore")
+        torch.testing.assert_close(Normalized(cg)(y, system), cg(y, system), rtol=1e-4, atol=1e-5)
+        robust = Normalized(cg, statistic="adjoint_quantile", quantile=0.9)
+        torch.testing.assert_close(robust(3 * y, system), 3 * cg(y, system), rtol=1e-4, atol=1e-5)
+    with pytest.raises(UserError, match="statistic must be one of"):
+        Normalized(cg, statistic="max")
+
+
 def test_super_resolution_self_ensemble_outside_training():
     from deepinv_lab.models import RCAN
     from deepinv_lab.models.wrappers import SelfEnsemble

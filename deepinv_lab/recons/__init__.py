@@ -10,6 +10,7 @@ from deepinv_lab.recons.image import (
     PostProcessing,
     SuperResolution,
 )
+from deepinv_lab.recons.normalized import Normalized
 from deepinv_lab.recons.refinement import Refinement
 from deepinv_lab.recons.unrolled import MoDL, UnrolledProximalGradient
 from deepinv_lab.recons.varnet import VarNet
@@ -22,6 +23,7 @@ __all__ = [
     "Interpolation",
     "MoDL",
     "NoisyInput",
+    "Normalized",
     "PostProcessing",
     "Recon",
     "Refinement",
