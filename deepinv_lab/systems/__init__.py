@@ -1,7 +1,7 @@
 """System blocks: forward models with an operator algebra (see :mod:`deepinv_lab.systems.base`).
 
 Heavy dependencies load when used: FINUFFT or torchkbnufft when a NUFFT first runs, SigPy when a
-Poisson-disc mask or ESPIRiT maps are computed.
+Poisson-disc mask is drawn.
 """
 
 from deepinv_lab.systems.base import (
@@ -15,9 +15,10 @@ from deepinv_lab.systems.base import (
     Sum,
     System,
 )
-from deepinv_lab.systems.coils import birdcage_maps, espirit_maps
+from deepinv_lab.systems.coils import birdcage_maps
 from deepinv_lab.systems.cs import CompressedSensing
 from deepinv_lab.systems.downsampling import Downsampling
+from deepinv_lab.systems.espirit import espirit_maps
 from deepinv_lab.systems.masking import Inpainting, box_mask, random_pixel_mask
 from deepinv_lab.systems.mri import (
     FFT2,
