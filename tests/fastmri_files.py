@@ -224,3 +224,45 @@ def write_fastmri_dir(
         )
         for i in range(num_volumes)
     ]
+
+
+def write_brain_volume(
+    path: str | Path,
+    slices: list[int],
+    shape: tuple[int, int] = (96, 80),
+    recon_size: tuple[int, int] = (64, 64),
+    coils: int = 8,
+) -> Path:
+    """A fastMRI file of real anatomy: the built-in brain's axial ``slices`` (2 mm, 116 x 98,
+    zero-padded or center-cropped to the k-space matrix ``shape``) with a smooth phase, times
+    ``coils`` birdcage maps, at the scale of fastMRI's k-space (1e-4); the target is their
+    root-sum-of-squares cropped to ``recon_size``."""
+    import torch
+
+    from deepinv_lab.data.builtin import load_template_slices
+    from deepinv_lab.functional import center_crop, fft2c, rss
+    from deepinv_lab.systems.coils import birdcage_maps
+
+    magnitude = torch.nn.functional.avg_pool2d(
+        torch.from_numpy(load_template_slices()[slices]).float()[:, None], 2
+    )[:, 0]
+    pad_h, pad_w = max(shape[0] - magnitude.shape[-2], 0), max(shape[1] - magnitude.shape[-1], 0)
+    magnitude = torch.nn.functional.pad(
+        magnitude, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+    )
+    magnitude = center_crop(magnitude, shape) * 1e-4
+    phase = torch.linspace(-1, 1, shape[1])[None, None].expand_as(magnitude)
+    coil_images = birdcage_maps(coils, shape)[None] * torch.polar(magnitude, phase)[:, None]
+    target = center_crop(rss(coil_images, dim=1), recon_size).numpy()
+    header = ismrmrd_header((*shape, 1), (*recon_size, 1), shape[1] // 2, shape[1] - 1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f["kspace"] = fft2c(coil_images).numpy().astype(np.complex64)
+        f.create_dataset("ismrmrd_header", data=header, dtype=h5py.string_dtype("utf-8"))
+        f["reconstruction_rss"] = target
+        f.attrs["max"] = float(target.max())
+        f.attrs["norm"] = float(np.linalg.norm(target))
+        f.attrs["acquisition"] = "AXT1"
+        f.attrs["patient_id"] = f"patient_{path.stem}"
+    return path

@@ -5,13 +5,11 @@ estimated from the simulated measurements only."""
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 import torch
 
 from deepinv_lab.cli import main
 from deepinv_lab.data import SimulationDataModule
-from deepinv_lab.data.builtin import load_template_slices
 from deepinv_lab.data.physics import (
     CartesianMask,
     CartesianMRIPhysics,
@@ -24,43 +22,22 @@ from deepinv_lab.data.physics import (
 )
 from deepinv_lab.data.sources import FastMRICoilImages
 from deepinv_lab.errors import UserError
-from deepinv_lab.functional import center_crop, fft2c, ifft2c, rss
+from deepinv_lab.functional import center_crop, fft2c, ifft2c
 from deepinv_lab.recons import CGSense, ZeroFilled
-from deepinv_lab.systems.coils import birdcage_maps
 from deepinv_lab.systems.mri import MultiCoilFourier, MultiCoilMRI
 from deepinv_lab.systems.nufft import MultiCoilNUFFT
 from tests import tiny
-from tests.fastmri_files import ismrmrd_header, write_fastmri_dir
+from tests.fastmri_files import write_brain_volume, write_fastmri_dir
 
 SHAPE = (96, 80)  # k-space matrix (readout, phase encode)
 RECON = (64, 64)  # the header's reconstruction size: the target
 
 
-def _write_brain_volume(path: Path, slices: list[int], coils: int = 8) -> None:
-    """A fastMRI file whose coil images are birdcage maps times real anatomy (the built-in brain
-    slices, 2 mm) with a smooth phase, at the scale of fastMRI's k-space."""
-    magnitude = torch.nn.functional.avg_pool2d(
-        torch.from_numpy(load_template_slices()[slices]).float()[:, None], 2
-    )[:, 0]
-    magnitude = center_crop(magnitude, SHAPE) * 1e-4
-    phase = torch.linspace(-1, 1, SHAPE[1])[None, None].expand_as(magnitude)
-    coil_images = birdcage_maps(coils, SHAPE)[None] * torch.polar(magnitude, phase)[:, None]
-    target = center_crop(rss(coil_images, dim=1), RECON).numpy()
-    header = ismrmrd_header((*SHAPE, 1), (*RECON, 1), SHAPE[1] // 2, SHAPE[1] - 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f["kspace"] = fft2c(coil_images).numpy().astype(np.complex64)
-        f.create_dataset("ismrmrd_header", data=header, dtype=h5py.string_dtype("utf-8"))
-        f["reconstruction_rss"] = target
-        f.attrs["max"] = float(target.max())
-        f.attrs["acquisition"] = "AXT1"
-
-
 @pytest.fixture(scope="module")
 def brain_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("brain")
-    _write_brain_volume(root / "brain_multicoil_train" / "file1.h5", [60, 75, 85])
-    _write_brain_volume(root / "brain_multicoil_val" / "file2.h5", [95, 105])
+    write_brain_volume(root / "brain_multicoil_train" / "file1.h5", [60, 75, 85], SHAPE, RECON)
+    write_brain_volume(root / "brain_multicoil_val" / "file2.h5", [95, 105], SHAPE, RECON)
     return root
 
 

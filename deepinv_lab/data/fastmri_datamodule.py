@@ -6,6 +6,8 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from deepinv_lab.data.datamodule import TrainValDataModule, check_batch_size
 from deepinv_lab.data.fastmri import (
     CHALLENGES,
@@ -13,7 +15,23 @@ from deepinv_lab.data.fastmri import (
     collate_fastmri,
     default_cache_file,
 )
+from deepinv_lab.data.fastmri.collate import fastmri_system
+from deepinv_lab.data.fastmri.maps import acs_width
+from deepinv_lab.data.physics.draws import EspiritEstimate
 from deepinv_lab.errors import UserError
+from deepinv_lab.systems.base import System
+
+
+def check_outside_data(folder: Path, data_folders: dict[str, Path | None]) -> None:
+    """A UserError when ``folder`` (a cache) is inside one of the data folders: they are never
+    written."""
+    resolved = folder.expanduser().resolve()
+    for split, data in data_folders.items():
+        if data is not None and resolved.is_relative_to(data.resolve()):
+            raise UserError(
+                f"data.maps_cache_dir {folder} is inside the {split} data folder {data}; the data "
+                "folders are never written: put the cache elsewhere"
+            )
 
 
 def find_split_folder(root: Path, challenge: str, split: str) -> Path | None:
@@ -52,6 +70,16 @@ class FastMRIDataModule(TrainValDataModule):
         use_dataset_cache: cache each split's index (see ``cache_dir``).
         cache_dir: the folder of the index caches; None: ``~/.cache/deepinv_lab/fastmri_index``
             (or ``$DEEPINV_LAB_CACHE_DIR``). The data folders are never written.
+        estimate_maps: estimate coil maps from each slice's measured ACS columns
+            (:class:`~deepinv_lab.data.physics.EspiritEstimate`, its parameters as config keys),
+            so that batches carry ``MultiCoilMRI(maps, mask)`` and every Recon (CG-SENSE, MoDL,
+            DEQ, ...) runs on the files; None: ``MultiCoilFourier``, for Recons that need no maps
+            (VarNet, U-Net, zero-filled).
+        estimate_maps_on: ``"workers"`` (each item in the DataLoader workers, so training does
+            not wait with ``num_workers > 0``) or ``"device"`` (whole batches on the training
+            device, after the transfer: a GPU's ESPIRiT).
+        maps_cache_dir: with ``"workers"``, keep the maps in this folder and reuse them (they
+            depend on the file, slice and ACS width only); never a data folder. None: no cache.
         batch_size: slices per batch (batches are bucketed by shape, so mixed matrix sizes and
             coil counts work with ``batch_size > 1``).
         num_workers: DataLoader worker processes (0 = load in the main process).
@@ -84,6 +112,9 @@ class FastMRIDataModule(TrainValDataModule):
         crop_size: tuple[int, int] | None = None,
         use_dataset_cache: bool = True,
         cache_dir: str | None = None,
+        estimate_maps: EspiritEstimate | None = None,
+        estimate_maps_on: str = "workers",
+        maps_cache_dir: str | None = None,
         batch_size: int = 1,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -101,6 +132,17 @@ class FastMRIDataModule(TrainValDataModule):
         self.seed = seed
         self.challenge = challenge
         self.collate_fn = functools.partial(collate_fastmri, challenge=challenge)
+        if estimate_maps_on not in ("workers", "device"):
+            raise UserError(
+                f"data.estimate_maps_on must be 'workers' or 'device', got {estimate_maps_on!r}"
+            )
+        if estimate_maps is not None and not isinstance(estimate_maps, EspiritEstimate):
+            raise UserError(
+                "data.estimate_maps must be an EspiritEstimate block "
+                f"(deepinv_lab.data.physics.EspiritEstimate), got {type(estimate_maps).__name__}"
+            )
+        self.estimate_maps = estimate_maps
+        self.maps_on_device = estimate_maps is not None and estimate_maps_on == "device"
 
         paths = {"train": train_path, "val": val_path, "test": test_path}
         folders: dict[str, Path | None] = {}
@@ -139,7 +181,11 @@ class FastMRIDataModule(TrainValDataModule):
             crop_size=crop_size,
             use_dataset_cache=use_dataset_cache,
             seed=0 if seed is None else seed,
+            estimate_maps=None if self.maps_on_device else estimate_maps,
+            maps_cache_dir=None if self.maps_on_device else maps_cache_dir,
         )
+        if maps_cache_dir is not None:
+            check_outside_data(Path(maps_cache_dir), folders)
 
         def cache_file(folder: Path) -> Path | None:
             if cache_dir is None or not use_dataset_cache:
@@ -171,3 +217,16 @@ class FastMRIDataModule(TrainValDataModule):
             self.test_set = FastMRISliceDataset(
                 folders["test"], split="test", cache_file=cache_file(folders["test"]), **common
             )
+
+    def example_system(self) -> tuple[System, torch.Tensor]:
+        """The System and k-space of the first validation slice (a batch of one), for the
+        Recon's start-up check (:meth:`~deepinv_lab.recons.base.Recon.check_system`)."""
+        batch = self.on_after_batch_transfer(self.collate_fn([self.val_set[0]]), 0)
+        return batch["system"], batch["y"]
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        if self.maps_on_device and "coil_maps" not in batch:
+            widths = acs_width(batch["mask"], batch["num_low_frequencies"])
+            batch["coil_maps"] = self.estimate_maps(batch["y"], widths)
+            batch["system"] = fastmri_system(batch, self.challenge).to(batch["y"].device)
+        return batch

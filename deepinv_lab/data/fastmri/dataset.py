@@ -29,7 +29,9 @@ from torch.utils.data import Dataset
 
 from deepinv_lab.data.fastmri.index import default_cache_file, index_volumes, list_h5_files
 from deepinv_lab.data.fastmri.layout import CHALLENGES, SPLITS, TARGET_KEYS, FastMRIDataError
+from deepinv_lab.data.fastmri.maps import MapsCache, estimate_item_maps
 from deepinv_lab.data.fastmri.transform import FastMRISliceTransform
+from deepinv_lab.data.physics.draws import EspiritEstimate
 from deepinv_lab.data.samplers import item_generator
 from deepinv_lab.data.subsets import nested_subset
 from deepinv_lab.errors import UserError
@@ -71,6 +73,11 @@ class FastMRISliceDataset(Dataset):
         cache_file: the cache's path; None:
             :func:`~deepinv_lab.data.fastmri.index.default_cache_file` of ``root`` (in
             ``~/.cache/deepinv_lab``, or ``$DEEPINV_LAB_CACHE_DIR``), never in the data folder.
+        estimate_maps: multicoil only: estimate each item's coil maps ``coil_maps`` from its
+            measured ACS columns (:class:`~deepinv_lab.data.physics.EspiritEstimate`), so that
+            batches carry ``MultiCoilMRI(maps, mask)``; None: no maps.
+        maps_cache_dir: keep the estimated maps in this folder
+            (:class:`~deepinv_lab.data.fastmri.maps.MapsCache`); None: estimate at every read.
 
     Items are dicts: ``y`` masked k-space complex64 ``(coils, H, W)`` (``(1, H, W)``
     singlecoil), ``mask`` float32 ``(1, 1, W)``, ``target`` float32 ``(1, rh, rw)``,
@@ -103,6 +110,8 @@ class FastMRISliceDataset(Dataset):
         crop_size: Sequence[int] | None = None,
         use_dataset_cache: bool = True,
         cache_file: str | Path | None = None,
+        estimate_maps: EspiritEstimate | None = None,
+        maps_cache_dir: str | Path | None = None,
     ):
         if challenge not in CHALLENGES:
             raise UserError(f"challenge must be one of {CHALLENGES}, got {challenge!r}")
@@ -131,6 +140,10 @@ class FastMRISliceDataset(Dataset):
             raise UserError(f"train_size must be an integer >= 1, got {train_size!r}")
         if crop_size is not None and len(crop_size) != 2:
             raise UserError(f"crop_size must be (h, w), got {crop_size!r}")
+        if estimate_maps is not None and challenge != "multicoil":
+            raise UserError("estimate_maps needs multicoil data, and challenge is 'singlecoil'")
+        self.estimate_maps = estimate_maps
+        self.maps_cache = None if maps_cache_dir is None else MapsCache(maps_cache_dir)
         self.challenge = challenge
         self.split = split
         self.target_key = TARGET_KEYS[challenge]
@@ -296,4 +309,8 @@ class FastMRISliceDataset(Dataset):
             fname=fname,
             acquisition=info.acquisition,
         )
+        if self.estimate_maps is not None:
+            item["coil_maps"] = estimate_item_maps(
+                item, self.estimate_maps, info.path, slice_num, self.maps_cache
+            )
         return item

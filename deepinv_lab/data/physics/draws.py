@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import torch
 
 from deepinv_lab.errors import UserError
-from deepinv_lab.systems.coils import birdcage_maps, espirit_maps
+from deepinv_lab.systems.coils import birdcage_maps
+from deepinv_lab.systems.espirit import espirit_maps
 from deepinv_lab.systems.nufft import NUFFT
 from deepinv_lab.systems.sampling import (
     PoissonDiscMaskFunc,
@@ -177,15 +178,34 @@ class RadialTrajectory:
         return f"RadialTrajectory(num_spokes={self.num_spokes}, num_readout={self.num_readout})"
 
 
+def calibration_columns(width: int, num_low_frequencies: int, calib_width: int) -> int:
+    """The widest central block of at most ``calib_width`` columns that lies inside the acquired
+    ACS block of ``num_low_frequencies`` columns (fastMRI's: from ``(width - n + 1) // 2``), when
+    the block is centred as ESPIRiT takes it (from ``width // 2 - c // 2``); 0 if none."""
+    acs_start = (width - num_low_frequencies + 1) // 2
+    for columns in range(min(calib_width, num_low_frequencies), 0, -1):
+        start = width // 2 - columns // 2
+        if start >= acs_start and start + columns <= acs_start + num_low_frequencies:
+            return columns
+    return 0
+
+
 class EspiritEstimate:
     """Coil maps estimated by ESPIRiT from the measured calibration block of each item's k-space
-    (:func:`~deepinv_lab.systems.coils.espirit_maps`, SigPy's ``EspiritCalib``): what a
+    (:func:`~deepinv_lab.systems.espirit.espirit_maps`, SigPy's ``EspiritCalib`` in torch): what a
     reconstruction of real data knows, instead of the true maps.
 
+    The block is ``calib_width`` rows by ``calib_width`` columns, narrowed to the acquired ACS
+    columns when the data say how many there are (``num_low_frequencies``: fastMRI's column
+    masks, whose readout rows are all acquired), so that no unacquired (zero) column enters the
+    calibration.
+
     Args:
-        calib_width: side of the central calibration block used; at most the mask's fully
-            sampled block (:class:`CartesianMask`'s ``calib``).
-        threshold, crop, kernel_width, max_iter: ESPIRiT's parameters (SigPy's defaults).
+        calib_width: side of the central calibration block used; at most the rows of the mask's
+            fully sampled block (:class:`CartesianMask`'s ``calib``; column masks acquire every
+            row).
+        threshold, crop, kernel_width, max_iter: ESPIRiT's parameters (SigPy's defaults but
+            ``max_iter``).
     """
 
     def __init__(
@@ -207,10 +227,31 @@ class EspiritEstimate:
         self.kernel_width = kernel_width
         self.max_iter = max_iter
 
-    def __call__(self, kspace: torch.Tensor) -> torch.Tensor:
-        """Maps ``(B, coils, H, W)`` from measured k-space ``(B, coils, H, W)``."""
+    def __call__(
+        self, kspace: torch.Tensor, num_low_frequencies: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        """Maps ``(B, coils, H, W)`` from measured k-space ``(B, coils, H, W)`` and, optionally,
+        each item's ACS width ``(B,)`` (samples of equal width are estimated together)."""
+        if num_low_frequencies is None:
+            return self._estimate(kspace, self.calib_width)
+        width = kspace.shape[-1]
+        widths = torch.as_tensor(num_low_frequencies).reshape(-1).expand(kspace.shape[0])
+        columns = [calibration_columns(width, int(n), self.calib_width) for n in widths.tolist()]
+        maps = torch.empty_like(kspace)
+        for block in sorted(set(columns)):
+            if block <= self.kernel_width:
+                raise UserError(
+                    f"EspiritEstimate: the acquired calibration block of {block} central columns "
+                    f"(num_low_frequencies {widths.tolist()}) is not wider than kernel_width "
+                    f"{self.kernel_width}; lower kernel_width or acquire more ACS columns"
+                )
+            chosen = torch.tensor([c == block for c in columns], device=kspace.device)
+            maps[chosen] = self._estimate(kspace[chosen], (self.calib_width, block))
+        return maps
+
+    def _estimate(self, kspace: torch.Tensor, calib: int | tuple[int, int]) -> torch.Tensor:
         return espirit_maps(
-            kspace, self.calib_width, self.threshold, self.crop, self.kernel_width, self.max_iter
+            kspace, calib, self.threshold, self.crop, self.kernel_width, self.max_iter
         )
 
     def __repr__(self) -> str:

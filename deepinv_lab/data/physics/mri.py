@@ -103,7 +103,8 @@ class CartesianMRIPhysics(Physics):
     def estimate(self, y: torch.Tensor, params: Params) -> Params:
         if self.estimate_maps is None:
             return {}
-        return {"coil_maps": self.estimate_maps(y).to(y.device)}
+        widths = params["num_low_frequencies"]
+        return {"coil_maps": self.estimate_maps(y, widths).to(y.device)}
 
 
 class SingleCoilMRIPhysics(Physics):

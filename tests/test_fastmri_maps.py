@@ -1,0 +1,122 @@
+"""Coil maps in the real-data path: FastMRIDataModule estimates ESPIRiT maps from each slice's
+measured ACS columns, so batches carry MultiCoilMRI and model-based Recons run on the files."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepinv_lab.data.fastmri_datamodule import FastMRIDataModule
+from deepinv_lab.data.physics import EspiritEstimate
+from deepinv_lab.errors import UserError
+from deepinv_lab.functional import center_crop
+from deepinv_lab.recons import CGSense, ZeroFilled
+from deepinv_lab.systems.coils import birdcage_maps
+from deepinv_lab.systems.mri import MultiCoilFourier, MultiCoilMRI
+from tests.fastmri_files import write_brain_volume
+
+SHAPE = (128, 112)  # the whole head (116 x 98) inside the field of view
+RECON = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("fastmri_brain")
+    write_brain_volume(base / "multicoil_train" / "file1.h5", [60, 75, 85], SHAPE, RECON)
+    write_brain_volume(base / "multicoil_val" / "file2.h5", [95, 105], SHAPE, RECON)
+    return base
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPINV_LAB_CACHE_DIR", str(tmp_path / "index_cache"))
+
+
+def _data(root, **kwargs) -> FastMRIDataModule:
+    arguments = dict(center_fractions=[0.16], accelerations=[4], estimate_maps=EspiritEstimate())
+    return FastMRIDataModule(str(root), **{**arguments, **kwargs})
+
+
+def _hashes(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*.h5")}
+
+
+def _nmse(output, target) -> float:
+    output = center_crop(output, target.shape[-2:])
+    return float(((output - target) ** 2).sum() / (target**2).sum())
+
+
+def test_batches_carry_espirit_maps_and_model_based_recons_run(root):
+    before = _hashes(root)
+    data = _data(root)
+    batch = next(iter(data.val_dataloader()))
+    system = batch["system"]
+    assert isinstance(system, MultiCoilMRI) and batch["coil_maps"].shape == batch["y"].shape
+    # the maps span the true (birdcage) ones inside the head
+    true = birdcage_maps(8, SHAPE)[None]
+    estimated = batch["coil_maps"]
+    inner = (estimated.conj() * true).sum(1, keepdim=True)
+    error = (true - inner * estimated).norm(dim=1) / true.norm(dim=1)
+    head = (estimated.abs().sum(1) > 0) & (ZeroFilled()(batch["y"], system)[:, 0] > 1e-5)
+    assert error[head].median() < 0.05
+    # CG-SENSE with them does as well as with the true maps (NMSE 0.0085 and 0.0105 measured),
+    # and better than the zero-filled image of the same k-space (0.0128)
+    solver = CGSense(damping=0.01, max_iter=100, on_failure="ignore")
+    cg = solver(batch["y"], system)
+    cg_true = solver(batch["y"], MultiCoilMRI(true, batch["mask"], batch["num_low_frequencies"]))
+    zero_filled = ZeroFilled()(batch["y"], system)
+    assert _nmse(cg, batch["target"]) < 1.1 * _nmse(cg_true, batch["target"])
+    assert _nmse(cg, batch["target"]) < 0.8 * _nmse(zero_filled, batch["target"])
+    assert _hashes(root) == before  # the data folders are never written
+
+
+def test_without_estimate_maps_batches_stay_coil_by_coil(root):
+    batch = next(iter(FastMRIDataModule(str(root)).val_dataloader()))
+    assert isinstance(batch["system"], MultiCoilFourier) and "coil_maps" not in batch
+
+
+def test_the_calibration_block_stays_inside_the_acquired_acs_columns(root):
+    """18 ACS columns (16%), narrower than calib_width 24: the block is narrowed to them, so no
+    unacquired (zero) column enters ESPIRiT."""
+    batch = _data(root).val_set[0]
+    assert int(batch["num_low_frequencies"]) == 18
+    wide = _data(root, center_fractions=[0.25], accelerations=[3]).val_set[0]
+    assert int(wide["num_low_frequencies"]) == 28
+    inner = (batch["coil_maps"].conj() * wide["coil_maps"]).sum(0).abs()
+    both = (batch["coil_maps"].abs().sum(0) > 0) & (wide["coil_maps"].abs().sum(0) > 0)
+    assert inner[both].median() > 0.99
+    with pytest.raises(UserError, match="not wider than kernel_width"):
+        _data(root, center_fractions=[0.04]).val_set[0]
+
+
+def test_device_estimation_equals_the_workers(root):
+    workers = _data(root)
+    device = _data(root, estimate_maps_on="device")
+    assert "coil_maps" not in device.val_set[0]
+    on_device = device.on_after_batch_transfer(next(iter(device.val_dataloader())), 0)
+    in_workers = next(iter(workers.val_dataloader()))
+    torch.testing.assert_close(on_device["coil_maps"], in_workers["coil_maps"])
+    assert isinstance(on_device["system"], MultiCoilMRI)
+    system, y = device.example_system()
+    assert isinstance(system, MultiCoilMRI) and y.shape[0] == 1
+
+
+def test_maps_cache_is_reused_and_never_in_the_data(root, tmp_path):
+    cache = tmp_path / "maps"
+    first = _data(root, maps_cache_dir=str(cache)).val_set[1]["coil_maps"]
+    files = sorted(cache.glob("*.pt"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    again = _data(root, maps_cache_dir=str(cache)).val_set[1]["coil_maps"]
+    torch.testing.assert_close(again, first)
+    assert files[0].stat().st_mtime_ns == stamp  # read, not recomputed
+    with pytest.raises(UserError, match="inside the val data folder"):
+        _data(root, maps_cache_dir=str(root / "multicoil_val" / "maps"))
+
+
+def test_bad_map_options_name_the_key(root):
+    with pytest.raises(UserError, match="data.estimate_maps_on"):
+        _data(root, estimate_maps_on="gpu")
+    with pytest.raises(UserError, match="data.estimate_maps must be an EspiritEstimate"):
+        _data(root, estimate_maps="espirit")
