@@ -26,7 +26,7 @@ setup(
         # NUFFT (systems/nufft/): FINUFFT on the CPU; torchkbnufft for devices FINUFFT lacks.
         "finufft>=2.5",  # Plan.execute_adjoint
         "torchkbnufft>=1.4",
-        # Poisson-disc masks and ESPIRiT (systems/sampling/, coils.py).
+        # Poisson-disc masks (systems/sampling/poisson.py); the reference of the ESPIRiT tests.
         "sigpy>=0.1.25",
         # Ship the built-in denoising / SR images, read with Pillow (deepinv_lab/data/images.py).
         "scikit-image>=0.21",
@@ -48,6 +48,8 @@ setup(
             "runstats",
             "requests",
             "ruff",
+            # reference GRAPPA for tests/test_grappa.py and benchmarks/bench_grappa.py
+            "pygrappa",
         ],
     },
     entry_points={"console_scripts": ["deepinv-lab=deepinv_lab.cli:main"]},

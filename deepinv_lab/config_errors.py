@@ -33,7 +33,7 @@ from deepinv_lab.errors import UserError
 
 CONFIG_FLAGS = ("--config", "-c")
 MAX_MESSAGE = 800
-MAX_LISTED = 12  # list the valid choices when there is no close match and at most this many
+MAX_LISTED = 16  # list the valid choices when there is no close match and at most this many
 
 _NOISE = ("Does not validate against any of the", "Subtypes", "Errors", "Given value", "Expected a")
 _PARSER_KEY = re.compile(r'Parser key "([^"]+)"')

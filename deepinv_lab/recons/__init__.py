@@ -3,6 +3,7 @@
 from deepinv_lab.recons.base import Recon
 from deepinv_lab.recons.cg_sense import CGSense
 from deepinv_lab.recons.deq import DEQ
+from deepinv_lab.recons.grappa import GrappaRecon
 from deepinv_lab.recons.image import (
     Denoiser,
     Interpolation,
@@ -20,6 +21,7 @@ __all__ = [
     "DEQ",
     "CGSense",
     "Denoiser",
+    "GrappaRecon",
     "Interpolation",
     "MoDL",
     "NoisyInput",
