@@ -17,7 +17,7 @@ from deepinv_lab.data.fastmri import (
 )
 from deepinv_lab.data.fastmri.collate import fastmri_system
 from deepinv_lab.data.fastmri.maps import acs_width
-from deepinv_lab.data.physics.draws import EspiritEstimate
+from deepinv_lab.data.physics.draws import CoilCompression, EspiritEstimate
 from deepinv_lab.errors import UserError
 from deepinv_lab.systems.base import System
 
@@ -70,6 +70,9 @@ class FastMRIDataModule(TrainValDataModule):
         use_dataset_cache: cache each split's index (see ``cache_dir``).
         cache_dir: the folder of the index caches; None: ``~/.cache/deepinv_lab/fastmri_index``
             (or ``$DEEPINV_LAB_CACHE_DIR``). The data folders are never written.
+        compress_coils: compress each slice's k-space to fewer virtual coils first
+            (:class:`~deepinv_lab.data.physics.CoilCompression`, SVD of the measured samples);
+            None: all coils.
         estimate_maps: estimate coil maps from each slice's measured ACS columns
             (:class:`~deepinv_lab.data.physics.EspiritEstimate`, its parameters as config keys),
             so that batches carry ``MultiCoilMRI(maps, mask)`` and every Recon (CG-SENSE, MoDL,
@@ -115,6 +118,7 @@ class FastMRIDataModule(TrainValDataModule):
         estimate_maps: EspiritEstimate | None = None,
         estimate_maps_on: str = "workers",
         maps_cache_dir: str | None = None,
+        compress_coils: CoilCompression | None = None,
         batch_size: int = 1,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -183,6 +187,7 @@ class FastMRIDataModule(TrainValDataModule):
             seed=0 if seed is None else seed,
             estimate_maps=None if self.maps_on_device else estimate_maps,
             maps_cache_dir=None if self.maps_on_device else maps_cache_dir,
+            compress_coils=compress_coils,
         )
         if maps_cache_dir is not None:
             check_outside_data(Path(maps_cache_dir), folders)

@@ -31,7 +31,7 @@ from deepinv_lab.data.fastmri.index import default_cache_file, index_volumes, li
 from deepinv_lab.data.fastmri.layout import CHALLENGES, SPLITS, TARGET_KEYS, FastMRIDataError
 from deepinv_lab.data.fastmri.maps import MapsCache, estimate_item_maps
 from deepinv_lab.data.fastmri.transform import FastMRISliceTransform
-from deepinv_lab.data.physics.draws import EspiritEstimate
+from deepinv_lab.data.physics.draws import CoilCompression, EspiritEstimate
 from deepinv_lab.data.samplers import item_generator
 from deepinv_lab.data.subsets import nested_subset
 from deepinv_lab.errors import UserError
@@ -73,6 +73,9 @@ class FastMRISliceDataset(Dataset):
         cache_file: the cache's path; None:
             :func:`~deepinv_lab.data.fastmri.index.default_cache_file` of ``root`` (in
             ``~/.cache/deepinv_lab``, or ``$DEEPINV_LAB_CACHE_DIR``), never in the data folder.
+        compress_coils: multicoil only: compress each item's measured k-space to fewer virtual
+            coils (:class:`~deepinv_lab.data.physics.CoilCompression`) before anything else
+            sees it; the target stays the file's.
         estimate_maps: multicoil only: estimate each item's coil maps ``coil_maps`` from its
             measured ACS columns (:class:`~deepinv_lab.data.physics.EspiritEstimate`), so that
             batches carry ``MultiCoilMRI(maps, mask)``; None: no maps.
@@ -112,6 +115,7 @@ class FastMRISliceDataset(Dataset):
         cache_file: str | Path | None = None,
         estimate_maps: EspiritEstimate | None = None,
         maps_cache_dir: str | Path | None = None,
+        compress_coils: CoilCompression | None = None,
     ):
         if challenge not in CHALLENGES:
             raise UserError(f"challenge must be one of {CHALLENGES}, got {challenge!r}")
@@ -140,9 +144,11 @@ class FastMRISliceDataset(Dataset):
             raise UserError(f"train_size must be an integer >= 1, got {train_size!r}")
         if crop_size is not None and len(crop_size) != 2:
             raise UserError(f"crop_size must be (h, w), got {crop_size!r}")
-        if estimate_maps is not None and challenge != "multicoil":
-            raise UserError("estimate_maps needs multicoil data, and challenge is 'singlecoil'")
+        for name, value in (("estimate_maps", estimate_maps), ("compress_coils", compress_coils)):
+            if value is not None and challenge != "multicoil":
+                raise UserError(f"{name} needs multicoil data, and challenge is 'singlecoil'")
         self.estimate_maps = estimate_maps
+        self.compress_coils = compress_coils
         self.maps_cache = None if maps_cache_dir is None else MapsCache(maps_cache_dir)
         self.challenge = challenge
         self.split = split
@@ -291,6 +297,13 @@ class FastMRISliceDataset(Dataset):
                 "re-download it or remove it from the data"
             ) from error
         item = self.transform(kspace, target, stored_mask, info, self.mask_seed(index, fname))
+        if self.compress_coils is not None:
+            if item["y"].shape[0] < self.compress_coils.num_coils:
+                raise FastMRIDataError(
+                    f"{info.path}: {item['y'].shape[0]} coils, fewer than the "
+                    f"{self.compress_coils.num_coils} virtual coils of compress_coils"
+                )
+            item["y"] = self.compress_coils(item["y"][None])[0]
         if with_target:
             item["max_value"] = torch.tensor(float(info.attrs["max"]), dtype=torch.float32)
         # The size reconstructions are cropped to when there is no target (fastMRI test sets):
@@ -311,6 +324,11 @@ class FastMRISliceDataset(Dataset):
         )
         if self.estimate_maps is not None:
             item["coil_maps"] = estimate_item_maps(
-                item, self.estimate_maps, info.path, slice_num, self.maps_cache
+                item,
+                self.estimate_maps,
+                info.path,
+                slice_num,
+                self.maps_cache,
+                f"{self.compress_coils}",
             )
         return item

@@ -35,7 +35,11 @@ class MapsCache:
         self.folder = Path(folder).expanduser()
 
     @staticmethod
-    def key(path: str, slice_num: int, width: int, estimator: EspiritEstimate) -> str:
+    def key(
+        path: str, slice_num: int, width: int, estimator: EspiritEstimate, steps: str = ""
+    ) -> str:
+        """The cache key of a slice's maps; ``steps`` describes the data steps before the
+        estimate (e.g. a coil compression)."""
         stat = os.stat(path)
         parameters = (
             estimator.calib_width,
@@ -45,7 +49,7 @@ class MapsCache:
             estimator.max_iter,
         )
         text = f"{os.path.abspath(path)}|{stat.st_mtime_ns}|{stat.st_size}|{slice_num}|{width}|"
-        return hashlib.sha1(f"{text}{parameters}".encode()).hexdigest()
+        return hashlib.sha1(f"{text}{parameters}|{steps}".encode()).hexdigest()
 
     def load(self, key: str) -> torch.Tensor | None:
         path = self.folder / f"{key}.pt"
@@ -70,13 +74,15 @@ def estimate_item_maps(
     path: str,
     slice_num: int,
     cache: MapsCache | None = None,
+    steps: str = "",
 ) -> torch.Tensor:
     """The maps ``(coils, H, W)`` of one fastMRI item (``y``, ``mask``,
-    ``num_low_frequencies``), from the cache when it has them."""
+    ``num_low_frequencies``), from the cache when it has them; ``steps`` names the data steps
+    applied to ``y`` before (part of the cache key)."""
     width = int(acs_width(item["mask"][None], item["num_low_frequencies"].reshape(1))[0])
     key = None
     if cache is not None:
-        key = MapsCache.key(path, slice_num, width, estimator)
+        key = MapsCache.key(path, slice_num, width, estimator, steps)
         maps = cache.load(key)
         if maps is not None and maps.shape == item["y"].shape:
             return maps

@@ -7,6 +7,7 @@ from deepinv_lab.data.physics.base import NOISE_SEED, Params, Physics
 from deepinv_lab.data.physics.draws import (
     BirdcageCoils,
     CartesianMask,
+    CoilCompression,
     EspiritEstimate,
     LowResolutionMaps,
     RadialTrajectory,
@@ -29,6 +30,7 @@ __all__ = [
     "BirdcageCoils",
     "CartesianMRIPhysics",
     "CartesianMask",
+    "CoilCompression",
     "CompressedSensingPhysics",
     "DenoisingPhysics",
     "EspiritEstimate",
