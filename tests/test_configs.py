@@ -8,6 +8,7 @@ import pytest
 
 from deepinv_lab.cli import main
 from tests import tiny
+from tests.fastmri_files import write_brain_volume
 
 CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.json"))
 RECON = "--model.init_args.recon.init_args."
@@ -23,6 +24,9 @@ TINY_MODL = [
     f"{RECON}denoiser.init_args.chans=4",
     f"{RECON}cg_max_iter=3",
 ]
+#: the Recon inside a Normalized wrapper
+INNER = "--model.init_args.recon.init_args.recon.init_args."
+TINY_FASTMRI = ["--data.init_args.num_workers=0", "--data.init_args.acquisitions=null"]
 TINY_PRIOR = [f"{RECON}num_iterations=2", f"{RECON}denoiser.init_args.chans=4"]
 TINY_VARNET = tiny.overrides("model.init_args.recon.init_args", tiny.VARNET)
 #: per config: overrides that make it fast (architecture sizes, iterations, data size)
@@ -90,6 +94,23 @@ TINY = {
         f"{RECON}model.init_args.num_blocks=1",
         f"{RECON}model.init_args.reduction=2",
     ],
+    # fastMRI configs: files written by the fastmri_root fixture (their root is added below)
+    "modl_fastmri": TINY_FASTMRI
+    + [
+        f"{INNER}num_iterations=2",
+        f"{INNER}denoiser.init_args.chans=4",
+        f"{INNER}cg_max_iter=3",
+    ],  # fmt: skip
+    "deq_fastmri": TINY_FASTMRI + [f"{INNER}max_iter=5", f"{INNER}denoiser.init_args.chans=4"],
+    "varnet_rcan_grappa": TINY_FASTMRI
+    + tiny.overrides("model.init_args.recon.init_args.recon.init_args", tiny.VARNET)
+    + [
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_groups=1",
+        f"{RECON}model.init_args.num_blocks=1",
+        f"{RECON}model.init_args.reduction=2",
+        f"{RECON}self_ensemble=x2",
+    ],
     "varnet_rcan": TINY_MRI
     + tiny.overrides("model.init_args.recon.init_args.recon.init_args", tiny.VARNET)
     + [
@@ -105,8 +126,17 @@ def test_every_config_has_tiny_overrides():
     assert {config.stem for config in CONFIGS} == set(TINY)
 
 
+@pytest.fixture(scope="module")
+def fastmri_root(tmp_path_factory) -> Path:
+    """fastMRI-layout files of real anatomy (the built-in brain with birdcage coils)."""
+    root = tmp_path_factory.mktemp("fastmri")
+    write_brain_volume(root / "multicoil_train" / "file1.h5", [60, 75], (96, 96), (64, 64), 4)
+    write_brain_volume(root / "multicoil_val" / "file2.h5", [95, 105], (96, 96), (64, 64), 4)
+    return root
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_config_fits_two_steps(config, tmp_path, capsys):
+def test_config_fits_two_steps(config, tmp_path, capsys, fastmri_root, monkeypatch):
     name = json.loads(config.read_text())["trainer"]["logger"]["init_args"]["name"]
     args = [
         "fit",
@@ -116,6 +146,9 @@ def test_config_fits_two_steps(config, tmp_path, capsys):
         f"--trainer.logger.init_args.save_dir={tmp_path}",
         *TINY[config.stem],
     ]
+    if "FastMRIDataModule" in config.read_text():
+        monkeypatch.setenv("DEEPINV_LAB_CACHE_DIR", str(tmp_path / "cache"))
+        args.append(f"--data.init_args.root={fastmri_root}")
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "val/ssim=" in out and "val/baseline_ssim=" in out
