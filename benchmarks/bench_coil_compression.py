@@ -5,11 +5,11 @@ one fastMRI-sized slice, and what it costs in quality.
 
 The slice: the built-in brain (1 mm, upsampled 1.6x to the size of a fastMRI brain) with a smooth
 phase, zero-padded to fastMRI's 640 x 368 matrix (readout oversampled 2x), seen by 15 birdcage
-coils, with complex Gaussian k-space noise of 2% of the coil images' peak; an equispaced column
-mask, R = 4, 8% centre. The target is the root-sum-of-squares of the noise-free coil images,
-cropped to 320 x 320. For each number of coils it times (median of interleaved calls, 2 threads)
-the compression, ESPIRiT maps from the ACS columns, 20 CG-SENSE iterations and GRAPPA, and
-reports the NMSE of CG-SENSE and GRAPPA against the target.
+coils, with complex Gaussian k-space noise of ``NOISE`` (0.5%) of the coil images' peak; an
+equispaced column mask, R = 4, 8% centre. The target is the root-sum-of-squares of the
+noise-free coil images, cropped to 320 x 320. For each number of coils it times (median of
+interleaved calls, 2 threads) the compression, ESPIRiT maps from the ACS columns, 20 CG-SENSE
+iterations and GRAPPA, and reports the NMSE of CG-SENSE and GRAPPA against the target.
 
 Birdcage coils are smoother and fewer-dimensional than a real array's, so the quality cost
 measured here is a lower bound of what real 15-coil data lose.
@@ -33,6 +33,8 @@ from deepinv_lab.systems.mri import MultiCoilFourier, MultiCoilMRI
 
 SHAPE = (640, 368)
 CROP = (320, 320)
+#: k-space noise level, relative to the coil images' peak
+NOISE = 0.005
 
 
 def simulate(coils: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -47,11 +49,11 @@ def simulate(coils: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
     target = center_crop(rss(images, dim=0), CROP)[None, None]
     generator = torch.Generator().manual_seed(0)
     kspace = fft2c(images)
-    sigma = 0.02 * float(images.abs().max())
+    sigma = NOISE * float(images.abs().max())
     kspace = kspace + sigma * torch.randn(kspace.shape, dtype=kspace.dtype, generator=generator)
     params = CartesianMask("equispaced_fraction", (4,), (0.08,)).draw(SHAPE, generator)
     mask = params["mask"][None]
-    return (kspace * mask)[None], mask, params["num_low_frequencies"].reshape(1), target
+    return kspace * mask, mask, params["num_low_frequencies"].reshape(1), target
 
 
 def nmse(output: torch.Tensor, target: torch.Tensor) -> float:
