@@ -239,3 +239,25 @@ def test_macs_count_every_call_in_closed_form():
     assert timed["a"].median_ms < timed["b"].median_ms
     for latency in timed.values():
         assert latency.min_ms <= latency.median_ms <= latency.max_ms
+
+
+def test_prune_the_deq_of_the_fastmri_config_through_its_normalized_wrapper(tmp_path, monkeypatch):
+    """The pruning study's DEQ on (written) fastMRI brain files: the prior inside Normalized is
+    found, pruned and reported like a bare DEQ's."""
+    from tests.fastmri_files import write_brain_volume
+
+    monkeypatch.setenv("DEEPINV_LAB_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "data"
+    write_brain_volume(root / "multicoil_train" / "file1.h5", [60, 75], (96, 96), (64, 64), 4)
+    write_brain_volume(root / "multicoil_val" / "file2.h5", [95], (96, 96), (64, 64), 4)
+    data = [*TINY["deq_fastmri"], f"--data.init_args.root={root}"]
+    fit = ["fit", "--config", str(CONFIGS / "deq_fastmri.json"), *data, *TRAIN,
+           f"--trainer.logger.init_args.save_dir={tmp_path / 'train'}"]  # fmt: skip
+    assert main(fit) == 0
+    (checkpoint,) = (tmp_path / "train").glob("*/version_0/checkpoints/last.ckpt")
+    args = ["prune", "--config", str(CONFIGS / "deq_fastmri.json"), "--ckpt_path",
+            str(checkpoint), f"--prune.out={tmp_path / 'out'}", *QUICK, *data,
+            "--prune.ratio=0.5"]  # fmt: skip
+    assert main(args) == 0
+    unpruned, small = rows(tmp_path / "out" / "report.csv")
+    assert int(small["prior_params"]) < int(unpruned["prior_params"])
