@@ -103,13 +103,13 @@ TINY = {
     ],  # fmt: skip
     "deq_fastmri": TINY_FASTMRI + [f"{INNER}max_iter=5", f"{INNER}denoiser.init_args.chans=4"],
     "varnet_rcan_grappa": TINY_FASTMRI
-    + tiny.overrides("model.init_args.recon.init_args.recon.init_args", tiny.VARNET)
+    + tiny.overrides("model.init_args.recon.init_args.recon.init_args.recon.init_args", tiny.VARNET)
     + [
-        f"{RECON}model.init_args.chans=4",
-        f"{RECON}model.init_args.num_groups=1",
-        f"{RECON}model.init_args.num_blocks=1",
-        f"{RECON}model.init_args.reduction=2",
-        f"{RECON}self_ensemble=x2",
+        f"{INNER}model.init_args.chans=4",
+        f"{INNER}model.init_args.num_groups=1",
+        f"{INNER}model.init_args.num_blocks=1",
+        f"{INNER}model.init_args.reduction=2",
+        f"{INNER}self_ensemble=x2",
     ],
     "varnet_rcan": TINY_MRI
     + tiny.overrides("model.init_args.recon.init_args.recon.init_args", tiny.VARNET)
