@@ -4,6 +4,7 @@ measured ACS columns, so batches carry MultiCoilMRI and model-based Recons run o
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,7 +87,8 @@ def test_the_calibration_block_stays_inside_the_acquired_acs_columns(root):
     inner = (batch["coil_maps"].conj() * wide["coil_maps"]).sum(0).abs()
     both = (batch["coil_maps"].abs().sum(0) > 0) & (wide["coil_maps"].abs().sum(0) > 0)
     assert inner[both].median() > 0.99
-    with pytest.raises(UserError, match="not wider than kernel_width"):
+    with pytest.raises(UserError, match=r"file2\.h5, slice 0: .*too narrow for the kernel.*4 "
+                       r"central columns .*kernel_width 6"):  # fmt: skip
         _data(root, center_fractions=[0.04]).val_set[0]
 
 
@@ -120,3 +122,56 @@ def test_bad_map_options_name_the_key(root):
         _data(root, estimate_maps_on="gpu")
     with pytest.raises(UserError, match="data.estimate_maps must be an EspiritEstimate"):
         _data(root, estimate_maps="espirit")
+
+
+def test_slices_without_maps_or_centre_are_named(tmp_path):
+    """A slice with no signal gives empty maps, a test file whose mask has no fully sampled
+    centre gives none: one line naming the file and slice."""
+    import h5py
+
+    from tests.fastmri_files import write_fastmri_dir
+
+    root = tmp_path / "data"
+    write_brain_volume(root / "multicoil_train" / "file1.h5", [70], SHAPE, RECON)
+    write_brain_volume(root / "multicoil_val" / "file2.h5", [95, 100], SHAPE, RECON)
+    with h5py.File(root / "multicoil_val" / "file2.h5", "r+") as f:
+        f["kspace"][1] = 0
+    data = _data(root)
+    with pytest.raises(UserError, match=r"file2\.h5, slice 1: the estimated coil maps are empty"):
+        data.val_set[1]
+    test_files = tmp_path / "test"
+    (path,) = write_fastmri_dir(test_files, 1, with_rss=False, with_mask=True, num_low_frequency=0,
+                                acceleration=2)  # fmt: skip
+    with h5py.File(path, "r+") as f:  # every other column: no fully sampled centre
+        mask = np.zeros(f["mask"].shape, dtype=bool)
+        mask[::2] = True
+        f["mask"][...] = mask
+    from deepinv_lab.data.fastmri import FastMRISliceDataset
+
+    dataset = FastMRISliceDataset(test_files, split="test", estimate_maps=EspiritEstimate())
+    with pytest.raises(UserError, match=r"file1000\.h5, slice 0: the mask has no fully sampled"):
+        dataset[0]
+
+
+@pytest.mark.parametrize("name", ["cgsense", "modl", "proxgrad", "deq"])
+def test_model_based_configs_fit_test_and_predict_on_fastmri_files(name, root, tmp_path, capsys):
+    """Each model-based config, its data swapped for fastMRI files with estimated maps: fit two
+    steps, then test and predict from the checkpoint."""
+    from deepinv_lab.cli import main
+    from tests import tiny
+    from tests.test_configs import TINY
+
+    config = Path(__file__).parents[1] / "configs" / f"{name}.json"
+    recon = [arg for arg in TINY[name] if arg.startswith("--model.")]
+    data = ["--data=deepinv_lab.data.fastmri_datamodule.FastMRIDataModule",
+            f"--data.root={root}", "--data.center_fractions=[0.16]",
+            "--data.estimate_maps=deepinv_lab.data.physics.EspiritEstimate"]  # fmt: skip
+    fit = ["fit", f"--config={config}", *data, *recon, *tiny.overrides("trainer", tiny.TRAINER),
+           f"--trainer.logger.init_args.save_dir={tmp_path}"]  # fmt: skip
+    assert main(fit) == 0
+    (last,) = tmp_path.glob("*/version_0/checkpoints/last.ckpt")
+    assert main(["test", "--ckpt_path", str(last)]) == 0
+    assert "test/ssim=" in capsys.readouterr().out
+    assert main(["predict", "--ckpt_path", str(last)]) == 0
+    written = capsys.readouterr().out.split("reconstructions: ")[-1].strip()
+    assert [p.name for p in Path(written).glob("*.h5")] == ["file2.h5"]

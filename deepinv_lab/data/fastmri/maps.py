@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
+from deepinv_lab.data.fastmri.layout import FastMRIDataError
 from deepinv_lab.data.physics.draws import EspiritEstimate
+from deepinv_lab.errors import UserError
 from deepinv_lab.models.sensitivity import acs_window
 
 
@@ -86,7 +88,23 @@ def estimate_item_maps(
         maps = cache.load(key)
         if maps is not None and maps.shape == item["y"].shape:
             return maps
-    maps = estimator(item["y"][None], torch.tensor([width]))[0]
+    where = f"{path}, slice {slice_num}"
+    if width < 2:
+        raise FastMRIDataError(
+            f"{where}: the mask has no fully sampled centre (ACS width {width}), so no coil maps "
+            "can be estimated from the measured data"
+        )
+    try:
+        maps = estimator(item["y"][None], torch.tensor([width]))[0]
+    except UserError as error:
+        raise FastMRIDataError(f"{where}: {error}") from error
+    if not bool(torch.isfinite(maps).all()) or not bool(maps.abs().amax() > 0):
+        raise FastMRIDataError(
+            f"{where}: the estimated coil maps are "
+            f"{'empty (all zero)' if torch.isfinite(maps).all() else 'not finite'}; the ACS "
+            f"columns ({width}) may hold no signal -- check the slice, or lower "
+            f"EspiritEstimate's threshold ({estimator.threshold}) or crop ({estimator.crop})"
+        )
     if cache is not None:
         cache.save(key, maps)
     return maps

@@ -242,9 +242,10 @@ class EspiritEstimate:
         for block in sorted(set(columns)):
             if block <= self.kernel_width:
                 raise UserError(
-                    f"EspiritEstimate: the acquired calibration block of {block} central columns "
-                    f"(num_low_frequencies {widths.tolist()}) is not wider than kernel_width "
-                    f"{self.kernel_width}; lower kernel_width or acquire more ACS columns"
+                    f"EspiritEstimate: an ACS region too narrow for the kernel: the acquired "
+                    f"calibration block is {block} central columns (ACS widths "
+                    f"{widths.tolist()}), not wider than kernel_width {self.kernel_width}; lower "
+                    "kernel_width or acquire more ACS columns"
                 )
             chosen = torch.tensor([c == block for c in columns], device=kspace.device)
             maps[chosen] = self._estimate(kspace[chosen], (self.calib_width, block))
