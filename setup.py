@@ -50,6 +50,8 @@ setup(
             "ruff",
             # reference GRAPPA for tests/test_grappa.py and benchmarks/bench_grappa.py
             "pygrappa",
+            # reference wavelet transform for tests/test_wavelet.py
+            "PyWavelets",
         ],
     },
     entry_points={"console_scripts": ["deepinv-lab=deepinv_lab.cli:main"]},

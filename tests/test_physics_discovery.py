@@ -109,6 +109,7 @@ TRAINED = {
 }
 #: System classes that do not measure ground truth themselves, and why.
 EXCUSED = {
+    "Wavelet2D": "a sparsifying transform (the Psi of l1-wavelet priors), not a measurement model",
     "Adjoint": "the algebra's A^H, a view of another System (maps measurements to images)",
     "Normal": "the algebra's A^H A, a view of another System used by solvers",
     "Stack": "its measurements are a tuple of tensors; a batch carries one tensor 'y'",

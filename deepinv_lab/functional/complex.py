@@ -6,6 +6,8 @@ the one boundary between the worlds. The channel layout is
 tensor becomes ``(B, 2C, H, W)`` real, which is the layout of fastMRI's ``NormUnet``.
 """
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -31,3 +33,13 @@ def channels_to_complex(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
         x = x.float()
     real, imag = torch.chunk(x, 2, dim=dim)
     return torch.complex(real.contiguous(), imag.contiguous())
+
+
+def apply_to_real_parts(
+    transform: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """``transform`` (a real linear map) applied to the real and imaginary parts of a complex
+    ``x`` (to ``x`` itself when it is real): real filters on complex images."""
+    if x.is_complex():
+        return torch.complex(transform(x.real), transform(x.imag))
+    return transform(x)

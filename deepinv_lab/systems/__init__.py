@@ -35,8 +35,10 @@ from deepinv_lab.systems.noise import (
     RandomSigmaGaussianNoise,
 )
 from deepinv_lab.systems.nufft import NUFFT, MultiCoilNUFFT
+from deepinv_lab.systems.wavelet import Wavelet2D
 
 __all__ = [
+    "Wavelet2D",
     "FFT2",
     "NUFFT",
     "Adjoint",

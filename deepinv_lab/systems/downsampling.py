@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from deepinv_lab.errors import UserError
+from deepinv_lab.functional.complex import apply_to_real_parts
 from deepinv_lab.functional.resize import keys_cubic
 from deepinv_lab.systems.base import LinearSystem
 
@@ -91,7 +92,7 @@ class Downsampling(LinearSystem):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_image(x)
-        return _real_parts(self._filter_decimate, x)
+        return apply_to_real_parts(self._filter_decimate, x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         if y.ndim != 4:
@@ -99,7 +100,7 @@ class Downsampling(LinearSystem):
                 f"Downsampling: expected low-resolution images (B, C, h, w), got shape "
                 f"{tuple(y.shape)}"
             )
-        return _real_parts(self._upsample_filter, y)
+        return apply_to_real_parts(self._upsample_filter, y)
 
     def _filter_decimate(self, x: torch.Tensor) -> torch.Tensor:
         taps = self.taps.to(device=x.device, dtype=x.dtype)
@@ -116,13 +117,6 @@ class Downsampling(LinearSystem):
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         return cls(2, "bicubic"), torch.randn(batch_size, 2, 6, 8, dtype=dtype)
-
-
-def _real_parts(fn, x: torch.Tensor) -> torch.Tensor:
-    """``fn`` (a real linear map) applied to the real and imaginary parts of a complex ``x``."""
-    if x.is_complex():
-        return torch.complex(fn(x.real), fn(x.imag))
-    return fn(x)
 
 
 def _filter_decimate_1d(
