@@ -4,6 +4,7 @@ from deepinv_lab.optim.cg import CGInfo, conjugate_gradient
 from deepinv_lab.optim.convergence import ConvergenceError, ConvergenceWarning
 from deepinv_lab.optim.data_consistency import GradientDescentStep, ProximalDataConsistency
 from deepinv_lab.optim.deq import DeepEquilibrium
+from deepinv_lab.optim.fista import FISTAInfo, fista, power_iteration
 from deepinv_lab.optim.fixed_point import FixedPointInfo, anderson, picard, solve_fixed_point
 from deepinv_lab.optim.least_squares import least_squares
 from deepinv_lab.optim.unroll import (
@@ -19,6 +20,7 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DeepEquilibrium",
+    "FISTAInfo",
     "FixedPointInfo",
     "GradientDescentStep",
     "ModlIteration",
@@ -29,7 +31,9 @@ __all__ = [
     "anderson",
     "apply_prior",
     "conjugate_gradient",
+    "fista",
     "least_squares",
     "picard",
+    "power_iteration",
     "solve_fixed_point",
 ]

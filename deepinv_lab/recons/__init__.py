@@ -13,6 +13,7 @@ from deepinv_lab.recons.image import (
 )
 from deepinv_lab.recons.normalized import Normalized
 from deepinv_lab.recons.refinement import Refinement
+from deepinv_lab.recons.sparsity import L1WaveletRecon
 from deepinv_lab.recons.unrolled import MoDL, UnrolledProximalGradient
 from deepinv_lab.recons.varnet import VarNet
 from deepinv_lab.recons.zero_filled import ZeroFilled
@@ -23,6 +24,7 @@ __all__ = [
     "Denoiser",
     "GrappaRecon",
     "Interpolation",
+    "L1WaveletRecon",
     "MoDL",
     "NoisyInput",
     "Normalized",
