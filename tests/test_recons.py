@@ -32,6 +32,7 @@ from deepinv_lab.systems.mri import MultiCoilMRI
 #: The diagnostics vocabulary: ``<block>/<quantity>`` (docs/conventions.md#vocabulary).
 DIAGNOSTICS = re.compile(
     r"(cg|deq)/(backward_)?(iterations|relative_residual)|fista/(iterations|relative_residual)"
+    r"|pdhg/(iterations|relative_residual)"
     r"|cg/damping|gradient_step/step_size"
 )
 

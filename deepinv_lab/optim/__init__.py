@@ -7,6 +7,7 @@ from deepinv_lab.optim.deq import DeepEquilibrium
 from deepinv_lab.optim.fista import FISTAInfo, fista, power_iteration
 from deepinv_lab.optim.fixed_point import FixedPointInfo, anderson, picard, solve_fixed_point
 from deepinv_lab.optim.least_squares import least_squares
+from deepinv_lab.optim.pdhg import PDHGInfo, pdhg
 from deepinv_lab.optim.unroll import (
     ModlIteration,
     ProximalGradientIteration,
@@ -24,6 +25,7 @@ __all__ = [
     "FixedPointInfo",
     "GradientDescentStep",
     "ModlIteration",
+    "PDHGInfo",
     "ProximalDataConsistency",
     "ProximalGradientIteration",
     "Unrolled",
@@ -33,6 +35,7 @@ __all__ = [
     "conjugate_gradient",
     "fista",
     "least_squares",
+    "pdhg",
     "picard",
     "power_iteration",
     "solve_fixed_point",

@@ -13,7 +13,7 @@ from deepinv_lab.recons.image import (
 )
 from deepinv_lab.recons.normalized import Normalized
 from deepinv_lab.recons.refinement import Refinement
-from deepinv_lab.recons.sparsity import L1WaveletRecon
+from deepinv_lab.recons.sparsity import L1WaveletRecon, TVRecon
 from deepinv_lab.recons.unrolled import MoDL, UnrolledProximalGradient
 from deepinv_lab.recons.varnet import VarNet
 from deepinv_lab.recons.zero_filled import ZeroFilled
@@ -32,6 +32,7 @@ __all__ = [
     "Recon",
     "Refinement",
     "SuperResolution",
+    "TVRecon",
     "UnrolledProximalGradient",
     "VarNet",
     "ZeroFilled",
