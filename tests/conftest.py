@@ -71,3 +71,22 @@ def isolated_rng():
     (``pytestmark = pytest.mark.usefixtures("isolated_rng")``)."""
     with torch.random.fork_rng():
         yield
+
+
+@pytest.fixture
+def one_thread():
+    """One torch and one BLAS thread for the test: tiny problems (small solves, ESPIRiT's many
+    small parallel regions) run many times slower on a loaded 2-core machine with two threads
+    waiting for descheduled ones. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+    else:
+        with threadpool_limits(1, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(threads)

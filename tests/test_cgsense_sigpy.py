@@ -30,14 +30,7 @@ DAMPINGS = [1e-3, 1e-1]
 TOL = 1e-10
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These problems are tiny (56 x 48 x 8 coils at most): one thread is the fastest, and on a
-    loaded 2-core machine two OpenMP threads made them ~60x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,21 +16,7 @@ from deepinv_lab.systems.sampling import poisson_disc_mask
 SHAPE = (64, 56)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch and one BLAS thread: on a busy CPU (other test workers) the many small parallel
-    regions of ESPIRiT (ours and SigPy's) wait for descheduled threads and run ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-    else:
-        with threadpool_limits(1, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _object(shape, dtype=torch.complex64):

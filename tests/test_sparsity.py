@@ -29,12 +29,7 @@ LAMDA = 0.02
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _phantom(generator: torch.Generator) -> torch.Tensor:

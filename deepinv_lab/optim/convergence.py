@@ -59,6 +59,19 @@ class SolveInfo:
         }
 
 
+def per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``values`` ``(B,)`` reshaped to broadcast against ``like`` ``(B, ...)``."""
+    return values.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def relative_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``||new - old|| / ||new||`` per sample ``(B,)``, detached: the stopping measure of the
+    first-order solvers (FISTA, PDHG)."""
+    tiny = torch.finfo(new.real.dtype).tiny
+    change = (new - old).abs().flatten(1).norm(dim=1)
+    return (change / new.abs().flatten(1).norm(dim=1).clamp_min(tiny)).detach()
+
+
 def reset_convergence_warnings() -> None:
     """Forget how many misses each solver had: the next one warns again."""
     _misses.clear()

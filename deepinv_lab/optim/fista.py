@@ -25,7 +25,13 @@ from dataclasses import dataclass
 import torch
 
 from deepinv_lab.optim.cg import LinearOperator, check_cg_args
-from deepinv_lab.optim.convergence import OnFailure, SolveInfo, check_convergence
+from deepinv_lab.optim.convergence import (
+    OnFailure,
+    SolveInfo,
+    check_convergence,
+    per_sample,
+    relative_change,
+)
 from deepinv_lab.optim.least_squares import NormalOperator
 
 #: ``prox(v, step) = argmin_x g(x) + ||x - v||^2 / (2 step)``, with ``step`` shaped ``(B, 1, ...)``
@@ -50,11 +56,6 @@ class FISTAInfo(SolveInfo):
     step: torch.Tensor
 
 
-def _norm(x: torch.Tensor) -> torch.Tensor:
-    """``||x||`` per sample, shape ``(B,)``."""
-    return x.abs().flatten(1).norm(dim=1)
-
-
 def power_iteration(
     normal_op: LinearOperator, like: torch.Tensor, iterations: int = 30, seed: int = 0
 ) -> torch.Tensor:
@@ -70,11 +71,11 @@ def power_iteration(
     v = torch.randn(like.shape[1:], dtype=like.dtype, device=like.device, generator=generator)
     v = v.expand(like.shape)
     with torch.no_grad():
-        v = v / _norm(v).reshape(-1, *([1] * (v.ndim - 1)))
+        v = v / per_sample(v.abs().flatten(1).norm(dim=1), v)
         eigenvalue = torch.zeros(like.shape[0], dtype=like.real.dtype, device=like.device)
         for _ in range(iterations):
             image = normal_op(v)
-            eigenvalue = _norm(image)
+            eigenvalue = image.abs().flatten(1).norm(dim=1)
             v = image / torch.where(eigenvalue > 0, eigenvalue, 1.0).reshape(
                 -1, *([1] * (v.ndim - 1))
             )
@@ -134,7 +135,7 @@ def fista(
         new_z = new_x + ((t - 1) / new_t) * (new_x - x)
         # Frozen samples keep x and z; torch.where (not in-place) keeps autograd intact.
         keep = active.reshape(batch_shape)
-        new_change = (_norm(new_x - x) / _norm(new_x).clamp_min(torch.finfo(real).tiny)).detach()
+        new_change = relative_change(new_x, x)
         change = torch.where(active, new_change, change)
         x, z, t = torch.where(keep, new_x, x), torch.where(keep, new_z, z), new_t
         iterations = iterations + active.long()

@@ -38,7 +38,13 @@ from deepinv_lab.functional.gradient import (
     finite_difference_adjoint,
 )
 from deepinv_lab.optim.cg import check_cg_args
-from deepinv_lab.optim.convergence import OnFailure, SolveInfo, check_convergence
+from deepinv_lab.optim.convergence import (
+    OnFailure,
+    SolveInfo,
+    check_convergence,
+    per_sample,
+    relative_change,
+)
 from deepinv_lab.optim.fista import power_iteration
 from deepinv_lab.systems.base import LinearSystem
 
@@ -59,16 +65,6 @@ class PDHGInfo(SolveInfo):
     converged: torch.Tensor
     tau: torch.Tensor
     sigma: torch.Tensor
-
-
-def _norm(x: torch.Tensor) -> torch.Tensor:
-    """``||x||`` per sample, shape ``(B,)``."""
-    return x.abs().flatten(1).norm(dim=1)
-
-
-def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` reshaped to broadcast against ``like`` ``(B, ...)``."""
-    return values.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def project_dual_ball(q: torch.Tensor, lamda: float, isotropic: bool = True) -> torch.Tensor:
@@ -145,8 +141,8 @@ def pdhg(
     x_bar = x
     dual_data = torch.zeros_like(y)
     dual_gradient = torch.zeros_like(finite_difference(x))
-    sigma_data, sigma_gradient = _per_sample(sigma, y), _per_sample(sigma, dual_gradient)
-    tau_x = _per_sample(tau, x)
+    sigma_data, sigma_gradient = per_sample(sigma, y), per_sample(sigma, dual_gradient)
+    tau_x = per_sample(tau, x)
 
     active = torch.ones(batch, dtype=torch.bool, device=device)
     iterations = torch.zeros(batch, dtype=torch.long, device=device)
@@ -160,12 +156,12 @@ def pdhg(
         )
         new_x = x - tau_x * (system.adjoint(new_data) + finite_difference_adjoint(new_gradient))
         new_x_bar = 2 * new_x - x
-        new_change = (_norm(new_x - x) / _norm(new_x).clamp_min(torch.finfo(real).tiny)).detach()
+        new_change = relative_change(new_x, x)
         change = torch.where(active, new_change, change)
         # Frozen samples keep every variable; torch.where (not in-place) keeps autograd intact.
-        dual_data = torch.where(_per_sample(active, y), new_data, dual_data)
-        dual_gradient = torch.where(_per_sample(active, dual_gradient), new_gradient, dual_gradient)
-        keep = _per_sample(active, x)
+        dual_data = torch.where(per_sample(active, y), new_data, dual_data)
+        dual_gradient = torch.where(per_sample(active, dual_gradient), new_gradient, dual_gradient)
+        keep = per_sample(active, x)
         x, x_bar = torch.where(keep, new_x, x), torch.where(keep, new_x_bar, x_bar)
         iterations = iterations + active.long()
         active = active & (change > tol)
