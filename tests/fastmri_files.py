@@ -266,3 +266,12 @@ def write_brain_volume(
         f.attrs["acquisition"] = "AXT1"
         f.attrs["patient_id"] = f"patient_{path.stem}"
     return path
+
+
+def cropped_nmse(output, target) -> float:
+    """NMSE of a reconstruction center-cropped to the target's size, as the training module
+    scores it (``sum (x - t)^2 / sum t^2`` over the batch)."""
+    from deepinv_lab.functional import center_crop
+
+    output = center_crop(output, target.shape[-2:])
+    return float(((output - target) ** 2).sum() / (target**2).sum())
