@@ -28,6 +28,7 @@ from torch import nn
 from deepinv_lab.checkpoints import mark_pruned_architecture
 from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
+from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d
 from deepinv_lab.models.sensitivity import SensitivityModel
 
 IMPORTANCES = ("l1", "l2", "taylor")
@@ -157,8 +158,34 @@ def _prune(tp, model, example, criterion, ratio, global_pruning, blocks, inputs)
         pruning_ratio=ratio,
         global_pruning=global_pruning,
         ignored_layers=protected,
+        customized_pruners=_customized_pruners(tp),
     )
     pruner.step()
+
+
+def _customized_pruners(tp) -> dict[type, Any]:
+    """Pruning functions for the project's own layers that torch-pruning does not know: the
+    bias-free batch norm, whose ``running_std`` must lose the same channels as its ``weight``
+    (left alone, the weight alone shrinks and the layer fails in eval mode)."""
+
+    class BiasFreeNormPruner(tp.pruner.function.BasePruningFunc):
+        TARGET_MODULES = BiasFreeBatchNorm2d
+
+        def prune_out_channels(self, layer: nn.Module, idxs) -> nn.Module:
+            keep = sorted(set(range(layer.num_features)) - set(idxs))
+            layer.num_features = len(keep)
+            layer.running_std = layer.running_std.data[keep]
+            layer.weight = self._prune_parameter_and_grad(layer.weight, keep, 0)
+            return layer
+
+        prune_in_channels = prune_out_channels
+
+        def get_out_channels(self, layer: nn.Module) -> int:
+            return layer.num_features
+
+        get_in_channels = get_out_channels
+
+    return {BiasFreeBatchNorm2d: BiasFreeNormPruner()}
 
 
 class _Together(nn.Module):
