@@ -12,8 +12,10 @@ from deepinv_lab.recons.image import (
     SuperResolution,
 )
 from deepinv_lab.recons.normalized import Normalized
+from deepinv_lab.recons.plug_and_play import RED, PlugAndPlay
 from deepinv_lab.recons.refinement import Refinement
 from deepinv_lab.recons.sparsity import L1WaveletRecon, TVRecon
+from deepinv_lab.recons.trained import TrainedDenoiser
 from deepinv_lab.recons.unrolled import MoDL, UnrolledProximalGradient
 from deepinv_lab.recons.varnet import VarNet
 from deepinv_lab.recons.zero_filled import ZeroFilled
@@ -28,11 +30,14 @@ __all__ = [
     "MoDL",
     "NoisyInput",
     "Normalized",
+    "PlugAndPlay",
     "PostProcessing",
+    "RED",
     "Recon",
     "Refinement",
     "SuperResolution",
     "TVRecon",
+    "TrainedDenoiser",
     "UnrolledProximalGradient",
     "VarNet",
     "ZeroFilled",
