@@ -12,10 +12,14 @@ orthogonal periodic DWT, so two comparisons are made:
   ours must be at least as good a minimiser of our objective as SigPy's solution is.
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from deepinv_lab.cli import main
 from deepinv_lab.errors import UserError
 from deepinv_lab.optim.fista import fista, power_iteration
 from deepinv_lab.optim.least_squares import least_squares
@@ -23,7 +27,9 @@ from deepinv_lab.recons import L1WaveletRecon
 from deepinv_lab.systems.base import Identity, System
 from deepinv_lab.systems.coils import birdcage_maps
 from deepinv_lab.systems.mri import MultiCoilMRI
+from deepinv_lab.systems.noise import GaussianNoise
 from deepinv_lab.systems.wavelet import Wavelet2D
+from tests import tiny
 
 LAMDA = 0.02
 SIZE = 32
@@ -45,16 +51,18 @@ def _phantom(generator: torch.Generator) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def problem() -> dict[str, torch.Tensor]:
-    """4 birdcage coils, 32 x 32, random columns plus 6 centre columns, complex128, noisy."""
+    """4 birdcage coils, 32 x 32, random columns plus 6 centre columns, complex128, noisy; the
+    object's magnitude as ``target``."""
     generator = torch.Generator().manual_seed(0)
     maps = birdcage_maps(4, (SIZE, SIZE), dtype=torch.complex128)[None]
     mask = (torch.rand(1, 1, 1, SIZE, generator=generator, dtype=torch.float64) < 0.3).double()
     mask[..., SIZE // 2 - 3 : SIZE // 2 + 3] = 1.0
     system = MultiCoilMRI(maps, mask)
-    clean = system(_phantom(generator))
+    image = _phantom(generator)
+    clean = system(image)
     noise = torch.randn(clean.shape, dtype=torch.complex128, generator=generator)
     y = mask * (clean + 0.01 * noise)
-    return {"y": y, "coil_maps": maps, "mask": mask}
+    return {"y": y, "coil_maps": maps, "mask": mask, "target": image.abs()}
 
 
 def _objective(system, y, x, lamda: float, wavelet: Wavelet2D) -> float:
@@ -133,7 +141,20 @@ def test_tolerance_stops_each_sample_and_batch_equals_each_alone(problem):
             assert _relative(together[b : b + 1], alone) < 1e-12
             assert int(info.iterations[b]) == int(recon.last_info.iterations[0])
     assert int(info.iterations[0]) != int(info.iterations[1])
-    assert set(recon.diagnostics()) == {"fista/iterations", "fista/relative_residual"}
+    assert set(recon.diagnostics()) == {
+        "fista/iterations",
+        "fista/relative_residual",
+        "fista/lamda",
+        "fista/objective",
+    }
+    # The objective of each sample's result, and its batch mean in the diagnostics.
+    expected = []
+    for b in range(2):
+        single = MultiCoilMRI(maps[b : b + 1], mask[b : b + 1])
+        expected.append(_objective(single, y[b : b + 1], together[b : b + 1], LAMDA, recon.wavelet))
+    torch.testing.assert_close(info.objective, torch.tensor(expected, dtype=torch.float64))
+    assert info.summary("fista/")["fista/objective"] == pytest.approx(sum(expected) / 2, rel=1e-12)
+    assert recon.diagnostics()["fista/lamda"] == LAMDA
 
 
 def test_power_iteration_finds_the_largest_eigenvalue(problem):
@@ -154,8 +175,111 @@ def test_magnitude_output_and_linear_system_required(problem):
     recon.check_system(system, problem["y"])
     with pytest.raises(UserError, match="linear System"):
         recon.check_system(System(), problem["y"])
-    with pytest.raises(UserError, match="lamda"):
+    with pytest.raises(UserError, match="lamda must be a finite number >= 0, got -1.0"):
         L1WaveletRecon(lamda=-1.0)
+    with pytest.raises(UserError, match="lamda must be a finite number >= 0, got inf"):
+        L1WaveletRecon(lamda=float("inf"), learn_lamda=True)
+
+
+def test_system_without_adjoint_is_refused_in_one_line(problem):
+    """Gaussian noise (a denoising System) has no adjoint: a UserError naming both."""
+    with pytest.raises(UserError, match="L1WaveletRecon needs a linear System.*GaussianNoise"):
+        L1WaveletRecon().check_system(GaussianNoise(0.1), problem["target"])
+
+
+@pytest.mark.parametrize("levels, shape, fits", [(4, (40, 32), 3), (10, (32, 32), 5)])
+def test_too_many_levels_for_the_image_name_wavelet_levels_and_shape(levels, shape, fits):
+    """H and W must be multiples of ``2 ** levels``: a UserError naming the wavelet, the levels,
+    the image shape and the levels that would fit, when the run starts (``check_system``) and in
+    the solve. (Levels beyond pywt's ``dwt_max_level``, 2 for db4 at 40 x 32, are allowed: the
+    periodic transform stays orthogonal, test_wavelet.py.)"""
+    y = torch.zeros(1, 1, *shape, dtype=torch.complex128)
+    recon = L1WaveletRecon(levels=levels)
+    message = rf"Wavelet2D\('db4', levels={levels}\).*got shape \(1, 1, {shape[0]}, {shape[1]}\)"
+    with pytest.raises(UserError, match=message + f"; at most levels={fits} fits"):
+        recon.check_system(Identity(), y)
+    with pytest.raises(UserError, match=message):
+        recon(y, Identity())
+    L1WaveletRecon(levels=fits).check_system(Identity(), y)
+
+
+@pytest.mark.parametrize("step", [0.0, -1.0, float("nan"), [1.0, -0.5]])
+def test_non_positive_step_names_the_argument(problem, step):
+    system = MultiCoilMRI(problem["coil_maps"], problem["mask"])
+    y = problem["y"].expand(2, -1, -1, -1)
+    with pytest.raises(UserError, match=r"fista: step must be a finite number > 0, got"):
+        fista(system, y, lambda v, s: v, step=torch.tensor(step, dtype=torch.float64))
+
+
+def test_learned_lamda_is_a_positive_parameter():
+    recon = L1WaveletRecon(lamda=0.05, learn_lamda=True)
+    assert [name for name, p in recon.named_parameters() if p.requires_grad] == ["log_lamda"]
+    assert abs(float(recon.lamda.detach()) - 0.05) < 1e-8
+    fixed = L1WaveletRecon(lamda=0.0)
+    assert fixed.lamda == 0.0 and list(fixed.parameters()) == []
+    with pytest.raises(UserError, match="lamda must be > 0 with learn_lamda=True"):
+        L1WaveletRecon(lamda=0.0, learn_lamda=True)
+
+
+def test_learned_lamda_gradient_equals_finite_differences(problem):
+    """The autograd gradient through 20 FISTA iterations: d loss / d log lamda against central
+    differences of the loss of fixed-lamda Recons."""
+    system = MultiCoilMRI(problem["coil_maps"], problem["mask"])
+    y, target = problem["y"], problem["target"]
+    recon = L1WaveletRecon(lamda=0.05, learn_lamda=True, max_iter=20).double()
+    loss = (recon(y, system) - target).square().sum()
+    loss.backward()
+    h = 1e-5
+    losses = []
+    for sign in (1, -1):
+        shifted = L1WaveletRecon(lamda=0.05 * float(np.exp(sign * h)), max_iter=20).double()
+        with torch.no_grad():
+            losses.append(float((shifted(y, system) - target).square().sum()))
+    reference = (losses[0] - losses[1]) / (2 * h)
+    assert abs(float(recon.log_lamda.grad) - reference) < 1e-4 * abs(reference)
+
+
+def test_adam_moves_a_poor_lamda_toward_a_better_one(problem):
+    """From an over-regularising lamda = 0.5, Adam on the MSE to the object lowers lamda and
+    the loss."""
+    system = MultiCoilMRI(problem["coil_maps"], problem["mask"])
+    y, target = problem["y"], problem["target"]
+    recon = L1WaveletRecon(lamda=0.5, learn_lamda=True, max_iter=30).double()
+    optimizer = torch.optim.Adam(recon.parameters(), lr=0.2)
+    losses = []
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss = (recon(y, system) - target).square().mean()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    lamda = float(recon.lamda.detach())
+    assert lamda < 0.5 * 0.5 and losses[-1] < 0.5 * losses[0], (lamda, losses)
+    assert recon.diagnostics()["fista/lamda"] == pytest.approx(lamda)
+
+
+def test_fit_calibrates_lamda_from_the_command_line(tmp_path, capsys):
+    """``deepinv-lab fit`` with the CG-SENSE config, its Recon replaced by a learned-lamda
+    L1WaveletRecon: two Adam steps move lamda, and the diagnostics are logged."""
+    recon = {
+        "class_path": "deepinv_lab.recons.L1WaveletRecon",
+        "init_args": {"lamda": 0.01, "learn_lamda": True, "max_iter": 5, "tol": 0.0},
+    }
+    args = [
+        "fit",
+        "--config",
+        str(Path(__file__).parents[1] / "configs" / "cgsense.json"),
+        *tiny.overrides("trainer", tiny.TRAINER),
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--data.init_args.downsample=4",
+        "--data.init_args.num_coils=2",
+        f"--model.init_args.recon={json.dumps(recon)}",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "val/ssim=" in out and "val/fista/objective=" in out
+    lamda = float(out.split("val/fista/lamda=")[1].split()[0].rstrip(","))
+    assert lamda > 0 and abs(lamda - 0.01) > 1e-4
 
 
 # --- SigPy -----------------------------------------------------------------------------------

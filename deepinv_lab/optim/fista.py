@@ -14,6 +14,11 @@ by default ``L`` is estimated per sample by :func:`power_iteration`, as SigPy's 
 A sample stops once its relative change ``||x_k - x_{k-1}|| / ||x_k||`` is at most ``tol``: its
 iterate is frozen while the others go on. ``tol = 0`` (SigPy's default) runs all ``max_iter``
 iterations and reports no missed tolerance.
+
+Given the regulariser's value ``g(x)`` (``regularizer``), the solve also reports the objective
+``1/2 ||A x - y||^2 + g(x)`` of its result per sample, computed once after the last iteration
+(one application of ``A``). Gradients flow by autograd through every iteration (a learned
+weight inside ``prox``), so memory grows with ``max_iter``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from deepinv_lab.errors import UserError
 from deepinv_lab.optim.cg import LinearOperator, check_cg_args
 from deepinv_lab.optim.convergence import (
     OnFailure,
@@ -38,6 +44,9 @@ from deepinv_lab.optim.least_squares import NormalOperator
 #: (one step per sample) to broadcast against ``v``.
 Proximal = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+#: ``g(x)``, a regulariser's value per sample ``(B,)`` (weight included), for the objective.
+Regularizer = Callable[[torch.Tensor], torch.Tensor]
+
 
 @dataclass(frozen=True)
 class FISTAInfo(SolveInfo):
@@ -48,12 +57,43 @@ class FISTAInfo(SolveInfo):
         relative_residual: the last relative change ``||x_k - x_{k-1}|| / ||x_k||``.
         converged: whether ``relative_residual <= tol``.
         step: the step size ``s`` used.
+        objective: ``1/2 ||A x - y||^2 + g(x)`` of the returned ``x``, when the caller gave
+            ``g`` (``None`` otherwise).
     """
 
     iterations: torch.Tensor
     relative_residual: torch.Tensor
     converged: torch.Tensor
     step: torch.Tensor
+    objective: torch.Tensor | None = None
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """:meth:`SolveInfo.summary`, and ``{prefix}objective`` (mean over the batch) when
+        known."""
+        return summary_with_objective(super().summary(prefix), self.objective, prefix)
+
+
+def summary_with_objective(
+    summary: dict[str, float], objective: torch.Tensor | None, prefix: str
+) -> dict[str, float]:
+    """``summary`` with ``{prefix}objective``, the batch mean of ``objective``, when it is
+    known."""
+    if objective is not None:
+        summary[f"{prefix}objective"] = float(objective.double().mean())
+    return summary
+
+
+def least_squares_objective(
+    system: Callable[[torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    x: torch.Tensor,
+    regularizer: Regularizer,
+) -> torch.Tensor:
+    """``1/2 ||A x - y||^2 + g(x)`` per sample ``(B,)``, detached, ``g`` = ``regularizer``: the
+    objective of the first-order solvers (FISTA, PDHG)."""
+    with torch.no_grad():
+        data = (system(x) - y).abs().square().flatten(1).sum(dim=1)
+        return 0.5 * data + regularizer(x).to(data.dtype)
 
 
 def power_iteration(
@@ -82,6 +122,16 @@ def power_iteration(
     return eigenvalue
 
 
+def check_positive_steps(solver: str, **steps: torch.Tensor) -> None:
+    """A UserError naming the first of ``steps`` (per-sample ``(B,)`` tensors) with an entry that
+    is not a finite number ``> 0``."""
+    for name, values in steps.items():
+        bad = ~(torch.isfinite(values) & (values > 0))
+        if bool(bad.any()):
+            value = float(values[bad.nonzero()[0, 0]])
+            raise UserError(f"{solver}: {name} must be a finite number > 0, got {value!r}")
+
+
 def fista(
     system: NormalOperator,
     y: torch.Tensor,
@@ -91,12 +141,14 @@ def fista(
     tol: float = 0.0,
     x0: torch.Tensor | None = None,
     on_failure: OnFailure = "warn",
+    regularizer: Regularizer | None = None,
 ) -> tuple[torch.Tensor, FISTAInfo]:
     """Minimise ``1/2 ||A x - y||^2 + g(x)`` by FISTA, per sample; see the module docstring.
 
     Args:
         system: the forward model ``A``, with ``adjoint(y)`` and ``normal(x)`` (``A^H A``), acting
-            per sample of a batch (any :class:`~deepinv_lab.systems.LinearSystem`).
+            per sample of a batch (any :class:`~deepinv_lab.systems.LinearSystem`); called
+            (``system(x) = A x``) only for the objective, when ``regularizer`` is given.
         y: measurements ``(B, ...)``.
         prox: ``prox(v, step)``, the proximal operator of ``step * g`` (see :data:`Proximal`).
         step: ``s > 0``: a number, or one value per sample ``(B,)``; ``None`` gives ``1 / L``
@@ -106,6 +158,8 @@ def fista(
         x0: initial guess shaped like ``A^H y`` (zeros when ``None``).
         on_failure: what a missed ``tol > 0`` does (``"warn"``, ``"raise"``, ``"ignore"``); a
             non-finite change raises in every mode.
+        regularizer: ``g(x)`` per sample ``(B,)``: given, ``info.objective`` holds
+            ``1/2 ||A x - y||^2 + g(x)`` of the result.
 
     Returns:
         ``(x, info)``: ``x`` shaped like ``A^H y`` and a :class:`FISTAInfo`.
@@ -118,8 +172,7 @@ def fista(
         lipschitz = power_iteration(system.normal, adjoint_y)
         step = torch.where(lipschitz > 0, 1 / lipschitz, torch.ones_like(lipschitz))
     step = torch.as_tensor(step, dtype=real, device=adjoint_y.device).expand(adjoint_y.shape[0])
-    if bool((step <= 0).any()):
-        raise ValueError("fista: step must be > 0")
+    check_positive_steps("fista", step=step)
     step_b = step.reshape(batch_shape)
 
     x = torch.zeros_like(adjoint_y) if x0 is None else x0
@@ -141,8 +194,15 @@ def fista(
         iterations = iterations + active.long()
         active = active & (change > tol)
 
+    objective = None
+    if regularizer is not None:
+        objective = least_squares_objective(system, y, x, regularizer)
     info = FISTAInfo(
-        iterations=iterations, relative_residual=change, converged=change <= tol, step=step
+        iterations=iterations,
+        relative_residual=change,
+        converged=change <= tol,
+        step=step,
+        objective=objective,
     )
     if max_iter > 0:
         check_convergence(

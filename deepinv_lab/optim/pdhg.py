@@ -21,7 +21,10 @@ default, ``L`` estimated per sample by a 30-step :func:`~deepinv_lab.optim.fista
 
 A sample stops once its relative change ``||x_k - x_{k-1}|| / ||x_k||`` is at most ``tol`` (SigPy
 tests the absolute ``||x_k - x_{k-1}|| / sqrt(tau)``); ``tol = 0`` runs all ``max_iter``
-iterations and reports no missed tolerance.
+iterations and reports no missed tolerance. The solve reports the objective
+``1/2 ||A x - y||^2 + lamda ||G x||`` of its result per sample, computed once after the last
+iteration. Gradients (e.g. with respect to a learned ``lamda``) flow by autograd through every
+iteration, so memory grows with ``max_iter``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from deepinv_lab.functional.gradient import (
     GRADIENT_DIM,
     finite_difference,
     finite_difference_adjoint,
+    total_variation,
 )
 from deepinv_lab.optim.cg import check_cg_args
 from deepinv_lab.optim.convergence import (
@@ -45,7 +49,12 @@ from deepinv_lab.optim.convergence import (
     per_sample,
     relative_change,
 )
-from deepinv_lab.optim.fista import power_iteration
+from deepinv_lab.optim.fista import (
+    check_positive_steps,
+    least_squares_objective,
+    power_iteration,
+    summary_with_objective,
+)
 from deepinv_lab.systems.base import LinearSystem
 
 
@@ -58,6 +67,7 @@ class PDHGInfo(SolveInfo):
         relative_residual: the last relative change ``||x_k - x_{k-1}|| / ||x_k||``.
         converged: whether ``relative_residual <= tol``.
         tau, sigma: the primal and dual step sizes used.
+        objective: ``1/2 ||A x - y||^2 + lamda ||G x||`` of the returned ``x``.
     """
 
     iterations: torch.Tensor
@@ -65,9 +75,16 @@ class PDHGInfo(SolveInfo):
     converged: torch.Tensor
     tau: torch.Tensor
     sigma: torch.Tensor
+    objective: torch.Tensor | None = None
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """:meth:`SolveInfo.summary` and ``{prefix}objective`` (mean over the batch)."""
+        return summary_with_objective(super().summary(prefix), self.objective, prefix)
 
 
-def project_dual_ball(q: torch.Tensor, lamda: float, isotropic: bool = True) -> torch.Tensor:
+def project_dual_ball(
+    q: torch.Tensor, lamda: float | torch.Tensor, isotropic: bool = True
+) -> torch.Tensor:
     """Project ``q`` ``(..., 2, H, W)`` onto ``{||q||_* <= lamda}``, the dual ball of the TV norm:
     per pixel onto ``sqrt(|q_h|^2 + |q_w|^2) <= lamda`` (isotropic), or per entry onto
     ``|q| <= lamda`` (anisotropic). Computed as ``q - shrink(q, lamda)`` (Moreau), which stays
@@ -80,10 +97,23 @@ def project_dual_ball(q: torch.Tensor, lamda: float, isotropic: bool = True) -> 
     return q - shrink * q
 
 
+def check_weight(owner: str, lamda: float | torch.Tensor) -> None:
+    """A UserError naming ``owner`` unless ``lamda`` is a finite number ``>= 0`` (a Python number
+    or a one-element real tensor)."""
+    if isinstance(lamda, torch.Tensor):
+        valid = lamda.numel() == 1 and not lamda.is_complex()
+        value = float(lamda.detach()) if valid else math.nan
+    else:
+        valid = not isinstance(lamda, bool) and isinstance(lamda, (int, float))
+        value = lamda if valid else math.nan
+    if not (valid and math.isfinite(value) and value >= 0):
+        raise UserError(f"{owner}: lamda must be a finite number >= 0, got {lamda!r}")
+
+
 def pdhg(
     system: LinearSystem,
     y: torch.Tensor,
-    lamda: float,
+    lamda: float | torch.Tensor,
     max_iter: int = 100,
     tol: float = 0.0,
     sigma: float | torch.Tensor | None = None,
@@ -98,7 +128,8 @@ def pdhg(
         system: the forward model ``A`` (called, ``adjoint``, ``normal``), acting per sample of a
             batch; its images are ``(B, C, H, W)``.
         y: measurements ``(B, ...)``.
-        lamda: the TV weight ``>= 0``.
+        lamda: the TV weight ``>= 0``: a number or a 0-d real tensor (which may require a
+            gradient: it flows by autograd through the iterations).
         max_iter: iterations at most (``>= 0``).
         tol: stop a sample once its relative change is at most ``tol`` (0: run ``max_iter``).
         sigma, tau: dual and primal steps ``> 0``: numbers or one value per sample ``(B,)``. As in
@@ -112,14 +143,15 @@ def pdhg(
         ``(x, info)``: ``x`` shaped like ``A^H y`` and a :class:`PDHGInfo`.
     """
     check_cg_args("pdhg", tol, max_iter)
-    if isinstance(lamda, bool) or not isinstance(lamda, (int, float)) or lamda < 0:
-        raise UserError(f"pdhg: lamda must be a number >= 0, got {lamda!r}")
+    check_weight("pdhg", lamda)
     adjoint_y = system.adjoint(y)
     batch, real, device = adjoint_y.shape[0], adjoint_y.real.dtype, adjoint_y.device
 
     def as_steps(step: float | torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(step, dtype=real, device=device).expand(batch)
 
+    given = {name: step for name, step in (("sigma", sigma), ("tau", tau)) if step is not None}
+    check_positive_steps("pdhg", **{name: as_steps(step) for name, step in given.items()})
     if sigma is None or tau is None:
         # ||K||^2 for K = [A; G]: the top eigenvalue of A^H A + G^H G.
         squared_norm = power_iteration(
@@ -134,8 +166,8 @@ def pdhg(
         else:
             sigma = 1 / (as_steps(tau) * squared_norm)
     sigma, tau = as_steps(sigma), as_steps(tau)
-    if bool((sigma <= 0).any()) or bool((tau <= 0).any()):
-        raise UserError("pdhg: sigma and tau must be > 0")
+    if isinstance(lamda, torch.Tensor):
+        lamda = lamda.to(device=device, dtype=real)
 
     x = torch.zeros_like(adjoint_y) if x0 is None else x0
     x_bar = x
@@ -172,6 +204,9 @@ def pdhg(
         converged=change <= tol,
         tau=tau,
         sigma=sigma,
+        objective=least_squares_objective(
+            system, y, x, lambda image: lamda * total_variation(image, isotropic)
+        ),
     )
     if max_iter > 0:
         check_convergence(

@@ -101,24 +101,40 @@ class Wavelet2D(LinearSystem):
         # (2, 1, L): the low- and high-pass filters as the two output channels of one conv1d
         self.register_buffer("filters", torch.stack([scaling, detail]).unsqueeze(1))
 
-    def _check(self, x: torch.Tensor) -> None:
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """A UserError naming the wavelet, the levels and ``shape`` unless ``shape`` is that of
+        images ``(B, C, H, W)`` with H and W multiples of ``2 ** levels``.
+
+        Levels beyond PyWavelets' ``dwt_max_level`` (where the filter is longer than the
+        coarsest signal) are allowed: the periodic filters then wrap more than once, and the
+        transform stays orthogonal, equal to pywt's ``"periodization"`` coefficients."""
         block = 2**self.levels
-        if x.ndim != 4 or x.shape[-2] % block or x.shape[-1] % block:
+        if len(shape) != 4 or shape[-2] % block or shape[-1] % block:
+            hint = ""
+            if len(shape) == 4 and min(shape[-2:]) > 0:
+                # the largest power of 2 dividing both H and W
+                fit = min((size & -size).bit_length() - 1 for size in shape[-2:])
+                hint = (
+                    f"; at most levels={fit} fits this image"
+                    if fit
+                    else "; H or W is odd: no level fits"
+                )
             raise UserError(
-                f"Wavelet2D: expected images (B, C, H, W) with H and W multiples of "
-                f"2 ** levels = {block} (levels={self.levels}), got shape {tuple(x.shape)}"
+                f"Wavelet2D({self.wavelet!r}, levels={self.levels}): expected images "
+                f"(B, C, H, W) with H and W multiples of 2 ** levels = {block}, got shape "
+                f"{tuple(shape)}{hint}"
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
+        self.check_shape(x.shape)
         return apply_to_real_parts(self._analysis, x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        self._check(y)
+        self.check_shape(y.shape)
         return apply_to_real_parts(self._synthesis, y)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
+        self.check_shape(x.shape)
         return x
 
     def _analysis(self, x: torch.Tensor) -> torch.Tensor:
