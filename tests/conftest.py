@@ -35,6 +35,8 @@ def write_tiny_config(directory: Path) -> Path:
     config["trainer"].update(tiny.TRAINER)
     config["trainer"]["logger"]["init_args"]["save_dir"] = str(directory / "logs")
     config["model"]["init_args"]["recon"]["init_args"] = dict(tiny.VARNET)
+    # one baseline, logged as val/baseline_* (named baselines: tests/test_baselines.py)
+    config["model"]["init_args"]["baseline"] = {"class_path": "deepinv_lab.recons.ZeroFilled"}
     config["data"]["init_args"].update(downsample=4, num_coils=2)
     path = directory / "tiny.json"
     path.write_text(json.dumps(config))

@@ -6,7 +6,9 @@ Columns: ``number``, ``name``, ``status``, the grid's keys (the values of the ru
 ``test_s`` (seconds), ``<metric>_final`` and ``<metric>_best`` for every validation metric
 (``val/psnr_final``: the last epoch's value, ``val/psnr_best``: the best over epochs, the
 maximum for PSNR/SSIM, the minimum for losses and errors), the final training loss, every
-``test/<metric>`` (means over volumes), and ``error`` (why a run failed).
+``test/<metric>`` (means over volumes), and ``error`` (why a run failed). The baselines'
+validation metrics (``val/<name>_ssim_best``) come after the test metrics, apart from the
+Recon's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from deepinv_lab.grid.rundir import STATUS, RunDirectory
 from deepinv_lab.grid.spec import GridError
+from deepinv_lab.training.baselines import is_baseline_metric
 
 GRID_FILE = "grid.json"
 #: metrics where larger is better; every other validation metric is an error or a loss
@@ -117,12 +120,14 @@ def test_metrics(directory: Path) -> dict[str, float]:
 
 
 def columns(rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
-    """The table's columns in a fixed order: identity, hyperparameters, times, metrics, error."""
+    """The table's columns in a fixed order: identity, hyperparameters, times, the Recon's
+    validation metrics, test metrics, the baselines' validation metrics (``val/<name>_ssim_*``,
+    :func:`~deepinv_lab.training.baselines.is_baseline_metric`), others, error."""
     present = list(dict.fromkeys(column for row in rows for column in row))
     head = ["number", "name", "status", *keys]
     times = sorted(c for c in present if c.endswith("_s") and "/" not in c)
-    val = sorted(c for c in present if c.startswith("val/") and "baseline" not in c)
-    baseline = sorted(c for c in present if c.startswith("val/") and "baseline" in c)
+    val = sorted(c for c in present if c.startswith("val/") and not is_baseline_metric(c))
+    baseline = sorted(c for c in present if c.startswith("val/") and is_baseline_metric(c))
     test = sorted(c for c in present if c.startswith("test/"))
     other = [c for c in present if c not in {*head, *times, *val, *baseline, *test, "error"}]
     tail = ["error"] if "error" in present else []
@@ -150,7 +155,7 @@ def format_table(rows: list[dict[str, Any]], keys: list[str], metrics: list[str]
         metrics = [
             c for c in fields if (c.startswith("val/") and c.endswith("_best")) or "test/" in c
         ]
-        metrics = [c for c in metrics if "baseline" not in c and "/loss" not in c]
+        metrics = [c for c in metrics if not is_baseline_metric(c) and "/loss" not in c]
     shown = ["name", "status", *keys, *[c for c in fields if c.endswith("_s")], *metrics]
     if "error" in fields:
         shown.append("error")

@@ -49,7 +49,7 @@ class ConfigResolver:
             namespace = self.parser.parse_args(args)
         except ArgumentError as error:
             raise GridError(describe_parser_error(error, self.parser, args)) from None
-        dumped = self.parser.dump(namespace, format="json", skip_none=False, skip_validation=True)
+        dumped = self.parser.dump(namespace, format="json", skip_none=False)
         return json.loads(dumped)[self.subcommand]
 
     def check_keys(self, spec: GridSpec) -> None:

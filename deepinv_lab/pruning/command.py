@@ -107,9 +107,7 @@ def prune_command(args: list[str], config_parser: Callable[..., Any]) -> int:
             "another prune.out (the input is never written to)"
         )
     source = read_checkpoint(checkpoint, "--ckpt_path")  # once: weights and metadata
-    resolved = json.loads(
-        parser.dump(namespace, format="json", skip_none=False, skip_validation=True)
-    )["fit"]
+    resolved = json.loads(parser.dump(namespace, format="json", skip_none=False))["fit"]
     for key in ("config", "ckpt_path", "prune"):
         resolved.pop(key, None)
     out.mkdir(parents=True, exist_ok=True)

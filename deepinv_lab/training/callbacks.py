@@ -14,6 +14,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from deepinv_lab.checkpoints.config import flatten
 from deepinv_lab.errors import UserError
+from deepinv_lab.training.baselines import METRIC_NAMES
 
 
 def image_grid(images: list[torch.Tensor], max_value: float | torch.Tensor) -> torch.Tensor:
@@ -26,13 +27,14 @@ class ImageGridLogger(pl.Callback):
     """Logs ``target | baseline | reconstruction | 5 x |error|`` of ``num_images`` validation
     samples, spread evenly over the validation set, at every validation epoch (TensorBoard's
     IMAGES tab, tag ``val/target_baseline_recon_error/<batch index>``; without a baseline
-    ``val/target_recon_error/<batch index>``). For super-resolution (an image input smaller than
-    the target, with a baseline) the panels are ``LR | bicubic | SR | HR``
-    (``val/lr_bicubic_sr_hr/<batch index>``), the LR image enlarged by pixel repetition.
+    ``val/target_recon_error/<batch index>``). With several baselines the first one (in the
+    config's order) is shown. For super-resolution (an image input smaller than the target, with
+    a baseline) the panels are ``LR | bicubic | SR | HR`` (``val/lr_bicubic_sr_hr/<batch
+    index>``), the LR image enlarged by pixel repetition.
 
-    Expects ``validation_step`` to return a dict with ``output``, ``baseline`` (or ``None``) and
-    ``target`` ``(B, C, H, W)`` and ``max_value`` ``(B,)``; the first sample of each chosen batch
-    is shown.
+    Expects ``validation_step`` to return a dict with ``output``, ``baseline`` (the first
+    baseline's images, or ``None``), ``target`` ``(B, C, H, W)`` and ``max_value`` ``(B,)``; the
+    first sample of each chosen batch is shown.
     """
 
     def __init__(self, num_images: int = 2, error_gain: float = 5.0):
@@ -214,7 +216,8 @@ class HParamsLogger(pl.Callback):
 
     At the start of fit/validate/test it writes the hyperparameters (``params``, the flattened
     run config the CLI passes, or else the module's ``hparams``) with the metrics the tab shows,
-    ``hp/<stage>_<name>`` for the module's validation/test metrics and ``hp/train_loss``; after
+    ``hp/<stage>_<name>`` for the module's validation/test metrics (every baseline's included:
+    ``hp/val_<baseline>_ssim``) and ``hp/train_loss``; after
     every validation and test epoch (and at the end of training) it logs those scalars with
     their current values, so the table compares runs by their final metrics.
     """
@@ -233,7 +236,7 @@ class HParamsLogger(pl.Callback):
     @staticmethod
     def _metric_names(pl_module: pl.LightningModule, stage: str) -> list[str]:
         prefixes = getattr(pl_module, "prefixes", ("",))
-        names = [f"{stage}/{prefix}{name}" for prefix in prefixes for name in METRICS]
+        names = [f"{stage}/{prefix}{name}" for prefix in prefixes for name in METRIC_NAMES]
         names.append(f"{stage}/loss")
         return names + (["train/loss"] if stage == "val" else [])
 
@@ -289,10 +292,6 @@ class HParamsLogger(pl.Callback):
 def _hp_tag(name: str) -> str:
     """``val/baseline_ssim`` -> ``hp/val_baseline_ssim``: HParams metrics apart from the curves."""
     return "hp/" + name.replace("/", "_")
-
-
-#: The image-quality metrics of the training module, by name.
-METRICS = ("ssim", "psnr", "nmse")
 
 
 class EMA(pl.Callback):

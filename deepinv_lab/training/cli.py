@@ -239,7 +239,7 @@ class DeepInvLabCLI(LightningCLI):
         stored = stored_model_config(self.session.checkpoint)
         if stored is None:
             return
-        given = json.loads(self.parser.dump(self.config, format="json", skip_validation=True))
+        given = json.loads(self.parser.dump(self.config, format="json"))
         given = given[self.config.subcommand]["model"]
         differences = config_differences(given, stored)
         self.session.differences = differences
@@ -285,7 +285,7 @@ class DeepInvLabCLI(LightningCLI):
         if self.session.checkpoint is not None:
             self._check_weights_fit()
         if self.subcommand == "fit":
-            config = json.loads(self.parser.dump(self.config, format="json", skip_validation=True))
+            config = json.loads(self.parser.dump(self.config, format="json"))
             self.model.run_config = run_config(config["fit"])
         log_dir = self.trainer.log_dir  # a collective under DDP: every process asks
         if log_dir and self.trainer.is_global_zero:

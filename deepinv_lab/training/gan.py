@@ -42,7 +42,7 @@ class GANModule(ReconModule):
     """Trains a Recon (the generator ``G``) adversarially against a discriminator ``D``.
 
     Validation, test and predict are :class:`~deepinv_lab.training.module.ReconModule`'s
-    unchanged (per-volume SSIM/PSNR/NMSE, the baseline as ``val/baseline_*``, the image grids);
+    unchanged (per-volume SSIM/PSNR/NMSE, the baselines as ``val/<name>_*``, the image grids);
     ``val/loss`` is the pixel loss. Training uses manual optimisation with two optimizers
     (``G``'s first), in two phases (see the module docstring for the losses):
 
@@ -80,8 +80,9 @@ class GANModule(ReconModule):
             each optimizer separately and stepped at the end of every epoch in which that
             optimizer trained: ``G``'s every epoch, ``D``'s only in phase 2 (its schedule starts
             with adversarial training).
-        baseline: the untrained reference Recon (``Interpolation()`` for bicubic) logged as
-            ``val/baseline_*``.
+        baseline: as in ReconModule: the untrained reference Recon (``Interpolation()`` for
+            bicubic) logged as ``val/baseline_*``, or a mapping name -> Recon, each logged as
+            ``val/<name>_*``.
         generator_checkpoint: path of a checkpoint (a ReconModule or GANModule ``.ckpt`` whose
             ``state_dict`` holds ``recon.*``, or a plain state dict of the Recon) whose weights
             initialise ``G``, e.g. the phase-1 run; the error names the file and the keys or
@@ -121,7 +122,7 @@ class GANModule(ReconModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | StepShorthand | None = None,
-        baseline: Recon | None = None,
+        baseline: Recon | dict[str, Recon] | None = None,
         generator_checkpoint: str | None = None,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: Literal["norm", "value"] = "norm",

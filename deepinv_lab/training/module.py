@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
@@ -19,12 +21,11 @@ from deepinv_lab.checkpoints.config import RUN_CONFIG_KEY
 from deepinv_lab.errors import UserError
 from deepinv_lab.functional import center_crop
 from deepinv_lab.recons.base import Recon
+from deepinv_lab.training.baselines import METRIC_NAMES, baselines_by_name
 from deepinv_lab.training.losses import make_loss
 from deepinv_lab.training.metrics import VolumeMetrics
 from deepinv_lab.training.objectives import Objective, check_objectives
 from deepinv_lab.training.schedulers import StepShorthand, make_scheduler
-
-METRIC_NAMES = ("ssim", "psnr", "nmse")
 
 
 def built_from_config() -> bool:
@@ -56,9 +57,14 @@ class ReconModule(pl.LightningModule):
             ``torch.optim.lr_scheduler`` class as ``class_path``), stepped every epoch, or
             DeepInPy's shorthand ``[factor, every_n_epochs]`` for
             ``StepLR(step_size=every_n_epochs, gamma=factor)``.
-        baseline: an untrained reference Recon evaluated on the same batches (``ZeroFilled``
-            for MRI, ``NoisyInput`` for denoising, ``Interpolation`` for super-resolution);
-            ``None`` for none.
+        baseline: untrained reference Recons evaluated on the same batches: one Recon
+            (``ZeroFilled`` for MRI, ``NoisyInput`` for denoising, ``Interpolation`` for
+            super-resolution), logged as ``val/baseline_*``; or a mapping name -> Recon (e.g.
+            ``zero_filled``, ``cg_sense``, ``l1_wavelet``), each logged as ``val/<name>_*``;
+            ``None`` for none. Names are identifiers, not ``ssim``, ``psnr``, ``nmse`` or
+            ``loss``. Baselines are not trained and not saved in checkpoints (they are rebuilt
+            from the config; the ``baseline.*`` weights of older checkpoints are ignored), and
+            follow the module to its device.
         init_from: a checkpoint whose Recon weights (and pruned architecture, if it has one)
             ``fit`` starts from: fine-tuning, e.g. of a ``deepinv-lab prune`` output. Unlike
             ``--ckpt_path``, no optimizer state, epoch or step is restored; a resumed run
@@ -71,7 +77,8 @@ class ReconModule(pl.LightningModule):
             compare with the ground truth.
 
     Logged: ``train/loss``; ``val/loss``, ``val/ssim``, ``val/psnr``, ``val/nmse``, the same
-    metrics of the baseline as ``val/baseline_*``, and the Recon's
+    metrics of each baseline as ``val/<name>_*`` (``val/baseline_*`` for a single one), and the
+    Recon's
     :meth:`~deepinv_lab.recons.base.Recon.diagnostics` (solver iterations and residuals) as
     ``train/<name>`` and ``val/<name>``; ``test/*`` likewise.
 
@@ -79,8 +86,9 @@ class ReconModule(pl.LightningModule):
     (:class:`~deepinv_lab.training.metrics.VolumeMetrics`): batches identify their slices with
     ``volume_id`` and ``slice_num`` (each sample is its own volume when they are absent), and the
     records of all DDP processes are gathered before the volumes are evaluated. After ``test``,
-    :attr:`test_results` holds the per-volume table (with the ``fname`` of each volume), which
-    the CLI writes as ``test_metrics.csv`` and ``test_metrics.json``.
+    :attr:`test_results` holds the per-volume table (with the ``fname`` of each volume and the
+    baselines' metrics as ``<name>_ssim`` etc.), which the CLI writes as ``test_metrics.csv``
+    and ``test_metrics.json``.
     """
 
     def __init__(
@@ -89,7 +97,7 @@ class ReconModule(pl.LightningModule):
         loss: str | nn.Module = "ssim",
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | StepShorthand | None = None,
-        baseline: Recon | None = None,
+        baseline: Recon | dict[str, Recon] | None = None,
         init_from: str | None = None,
         objectives: list[Objective] | None = None,
     ):
@@ -109,8 +117,20 @@ class ReconModule(pl.LightningModule):
         self.loss_fn = make_loss(loss)
         self.optimizer_factory = optimizer
         self.scheduler_factory = make_scheduler(lr_scheduler)
-        self.baseline = baseline
-        self.prefixes = ("", "baseline_") if baseline is not None else ("",)
+        #: the baselines by name (``{"baseline": recon}`` for a single one), in a plain dict:
+        #: not submodules, so they have no weights in checkpoints, no parameters for the
+        #: optimizer, EMA or DDP and no part in pruned structures; ``_apply`` moves them
+        self.baselines: dict[str, Recon] = baselines_by_name(baseline)
+        single = not isinstance(baseline, Mapping)
+        self._baseline_keys = {
+            name: "model.baseline" if single else f"model.baseline.{name}"
+            for name in self.baselines
+        }
+        for recon in self.baselines.values():
+            recon.requires_grad_(False).eval()
+        self.register_load_state_dict_pre_hook(_ignore_baseline_weights)
+        #: metric prefixes: ``""`` for the Recon, ``"<name>_"`` for each baseline
+        self.prefixes = ("", *(f"{name}_" for name in self.baselines))
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{prefix}": VolumeMetrics()
@@ -147,15 +167,24 @@ class ReconModule(pl.LightningModule):
         system, y = example()
         physics = getattr(datamodule, "physics", None)
         data = f"data.physics {physics.describe()}" if physics is not None else "the data"
-        for key, recon in (("model.recon", self.recon), ("model.baseline", self.baseline)):
-            if recon is None:
-                continue
+        recons = [("model.recon", self.recon)]
+        recons += [(self._baseline_keys[name], b) for name, b in self.baselines.items()]
+        for key, recon in recons:
             try:
                 recon.check_system(system, y)
             except UserError as error:
                 raise UserError(
                     f"{key} {type(recon).__name__} cannot reconstruct {data}: {error}"
                 ) from None
+
+    def _apply(self, fn, recurse: bool = True):
+        # .to(device), .cuda(), .double() and Lightning's device moves all come through here:
+        # the baselines, kept out of the submodules, follow the module
+        super()._apply(fn, recurse)
+        if recurse:
+            for recon in self.baselines.values():
+                recon._apply(fn)
+        return self
 
     def forward(self, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
         return self.recon(y, system)
@@ -225,8 +254,8 @@ class ReconModule(pl.LightningModule):
         output = self.reconstruct(batch)
         target, max_value = batch["target"], batch["max_value"]
         predictions = {"": output}
-        if self.baseline is not None:
-            predictions["baseline_"] = self.reconstruct(batch, self.baseline)
+        for name, recon in self.baselines.items():
+            predictions[f"{name}_"] = self.reconstruct(batch, recon)
         batch_size = output.shape[0]
         loss = self.loss_fn(output, target, max_value)
         self.log(f"{stage}/loss", loss, batch_size=batch_size, sync_dist=True)
@@ -239,7 +268,8 @@ class ReconModule(pl.LightningModule):
             self.metrics[f"{stage}_{prefix}"].update(
                 prediction, target, max_value, volume_id, None if volume_id is None else slice_num
             )
-        baseline = predictions.get("baseline_")
+        first = next(iter(self.baselines), None)  # the image grids show the first baseline
+        baseline = None if first is None else predictions[f"{first}_"]
         measurement = batch["y"]
         return {
             "output": output.detach(),
@@ -328,6 +358,13 @@ class ReconModule(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+
+def _ignore_baseline_weights(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """Drop the ``baseline.*`` entries of checkpoints written while a single baseline was a
+    submodule (CG-SENSE's ``log_damping``): baselines are rebuilt from the config."""
+    for key in [k for k in state_dict if k.startswith(f"{prefix}baseline.")]:
+        del state_dict[key]
 
 
 def _is_image_like(y: torch.Tensor, target: torch.Tensor) -> bool:
