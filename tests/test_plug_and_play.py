@@ -19,7 +19,7 @@ from deepinv_lab.recons.plug_and_play import denoise
 from deepinv_lab.systems import Inpainting, MultiCoilMRI
 from deepinv_lab.systems.noise import GaussianNoise
 from tests.test_prune_command import prune, trained
-from tests.test_sparsity import problem  # noqa: F401 - a fixture
+from tests.test_sparsity import problem as sparsity_problem  # noqa: F401 - the fixture 'problem'
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,7 +65,7 @@ def test_admm_stops_a_sample_once_it_has_converged(problem):
 
 
 def test_red_fixed_point_and_gradient_forms_reach_the_closed_form_of_a_linear_denoiser(mri):
-    """With ``D(x) = c x`` RED's objective is Tikhonov: ``1/2||Ax - y||^2 + rho (1 - c)/2||x||^2``."""
+    """With ``D(x) = c x`` RED's objective is ``1/2||Ax - y||^2 + rho (1 - c)/2 ||x||^2``."""
     system, y = mri
     c, rho = 0.6, 0.5
     exact, _ = least_squares(system, y, damping=rho * (1 - c), tol=1e-12, max_iter=500)
@@ -213,3 +213,25 @@ def test_pnp_from_a_fit_checkpoint_runs_through_the_cli(denoiser_checkpoint, tmp
             f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.max_steps=1",
             "--trainer.limit_val_batches=1"]  # fmt: skip
     assert main(args) == 0
+
+
+def test_diagnostics_are_in_the_vocabulary(mri):
+    from tests.test_recons import DIAGNOSTICS
+
+    system, y = mri
+    denoiser = nn.Conv2d(1, 1, 3, padding=1, bias=False).double()
+    for recon in (PlugAndPlay(denoiser, num_iterations=2), RED(denoiser, num_iterations=2),
+                  RED(denoiser, form="gradient", num_iterations=2)):  # fmt: skip
+        with torch.no_grad():
+            recon(y, system)
+        assert all(DIAGNOSTICS.fullmatch(key) for key in recon.diagnostics())
+
+
+def test_reflection_padding_is_undone_exactly():
+    model = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    x = torch.randn(2, 1, 12, 10, dtype=torch.complex64)
+    padded = torch.complex(
+        *(torch.nn.functional.pad(p, (4, 4, 4, 4), mode="reflect") for p in (x.real, x.imag))
+    )
+    expected = denoise(model, padded, torch.ones(2))[..., 4:-4, 4:-4]
+    torch.testing.assert_close(denoise(model, x, torch.ones(2), pad=4), expected)

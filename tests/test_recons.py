@@ -17,22 +17,26 @@ from deepinv_lab.recons import (
     CGSense,
     Denoiser,
     Interpolation,
+    L1WaveletRecon,
     MoDL,
     NoisyInput,
     PostProcessing,
     Refinement,
     SuperResolution,
+    TVRecon,
     UnrolledProximalGradient,
     VarNet,
     ZeroFilled,
 )
+from deepinv_lab.systems.base import Identity as IdentitySystem
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.mri import MultiCoilMRI
 
 #: The diagnostics vocabulary: ``<block>/<quantity>`` (docs/conventions.md#vocabulary).
 DIAGNOSTICS = re.compile(
-    r"(cg|deq)/(backward_)?(iterations|relative_residual)|fista/(iterations|relative_residual)"
-    r"|pdhg/(iterations|relative_residual)"
+    r"(cg|deq)/(backward_)?(iterations|relative_residual)"
+    r"|(fista|pdhg)/(iterations|relative_residual|lamda|objective)"
+    r"|(pnp|red)/(iterations|relative_residual|primal_residual|cg_iterations)"
     r"|cg/damping|gradient_step/step_size"
 )
 
@@ -76,6 +80,20 @@ def test_cgsense_diagnostics():
     diagnostics = recon.diagnostics()
     assert set(diagnostics) == {"cg/damping", "cg/iterations", "cg/relative_residual"}
     assert diagnostics["cg/iterations"] >= 1 and diagnostics["cg/relative_residual"] <= 1e-5
+    _check_vocabulary(diagnostics)
+
+
+@pytest.mark.parametrize("recon_class, solver", [(L1WaveletRecon, "fista"), (TVRecon, "pdhg")])
+def test_sparsity_diagnostics(recon_class, solver):
+    y = torch.randn(2, 1, 8, 8, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    recon = recon_class(lamda=0.01, learn_lamda=True, max_iter=3)
+    assert recon.diagnostics() == pytest.approx({f"{solver}/lamda": 0.01})
+    recon(y, IdentitySystem())
+    diagnostics = recon.diagnostics()
+    assert set(diagnostics) == {
+        f"{solver}/{quantity}"
+        for quantity in ("lamda", "objective", "iterations", "relative_residual")
+    }
     _check_vocabulary(diagnostics)
 
 

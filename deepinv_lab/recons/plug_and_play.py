@@ -32,6 +32,12 @@ def _positive_int(value: int, name: str, owner: str) -> int:
     return value
 
 
+def _non_negative_int(value: int, name: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
+    return value
+
+
 def input_channels(model: nn.Module) -> int | None:
     """The channels ``model`` takes: those of its first ``Conv2d`` (None if it has none)."""
     for module in model.modules():
@@ -40,14 +46,28 @@ def input_channels(model: nn.Module) -> int | None:
     return None
 
 
-def denoise(denoiser: nn.Module, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def denoise(
+    denoiser: nn.Module, x: torch.Tensor, sigma: torch.Tensor, pad: int = 0
+) -> torch.Tensor:
     """``D(x)`` at noise level ``sigma`` ``(B,)``, for any image ``x`` ``(B, C, H, W)``.
+
+    ``pad``: the image is extended by ``pad`` pixels on each side by reflection before the
+    denoiser and cropped back after, so that the network's zero padding does not darken the
+    borders (at most ``H - 1``, ``W - 1``).
 
     A complex image is denoised as two real images, its real and imaginary parts (folded into
     the batch: one forward); the channels of an image are denoised one by one when the network
     takes one channel and the image has more. ``sigma`` reaches the network when its ``forward``
     takes a ``sigma`` argument (see :func:`~deepinv_lab.recons.trained.accepts_noise_level`).
     """
+    if pad > 0:
+        rows, cols = min(pad, x.shape[-2] - 1), min(pad, x.shape[-1] - 1)
+        if x.is_complex():  # reflect padding of complex tensors: each part alone
+            padded = torch.complex(*(_reflect(part, rows, cols) for part in (x.real, x.imag)))
+        else:
+            padded = _reflect(x, rows, cols)
+        out = denoise(denoiser, padded, sigma)
+        return out[..., rows : out.shape[-2] - rows, cols : out.shape[-1] - cols]
     if x.is_complex():
         parts = denoise(denoiser, torch.cat([x.real, x.imag]), torch.cat([sigma, sigma]))
         real, imag = parts.chunk(2)
@@ -60,6 +80,10 @@ def denoise(denoiser: nn.Module, x: torch.Tensor, sigma: torch.Tensor) -> torch.
     if accepts_noise_level(denoiser):
         return denoiser(x, sigma=sigma)
     return denoiser(x)
+
+
+def _reflect(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (cols, cols, rows, rows), mode="reflect")
 
 
 def check_denoiser_channels(owner: str, denoiser: nn.Module, image: torch.Tensor) -> None:
@@ -87,9 +111,11 @@ class _DenoiserPrior(SolutionRecon):
         require_linear(self, system)
         check_denoiser_channels(type(self).__name__, self.denoiser, system.adjoint(y))
 
+    pad: int
+
     def _denoise(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         levels = torch.as_tensor(sigma, dtype=x.real.dtype, device=x.device)
-        return denoise(self.denoiser, x, levels.expand(x.shape[0]))
+        return denoise(self.denoiser, x, levels.expand(x.shape[0]), self.pad)
 
 
 class PlugAndPlay(_DenoiserPrior):
@@ -120,9 +146,14 @@ class PlugAndPlay(_DenoiserPrior):
         sigma_max: the first noise level (DPIR: 49/255, for images in [0, 1]).
         sigma_min: the last (default ``max(noise_level, 0.6/255)``, DPIR's).
         cg_max_iter, cg_tol: each x-step's CG budget.
+        pad: reflection padding of the images the denoiser sees, in pixels (see
+            :func:`denoise`): without it the network's zero padding spoils the borders (on the
+            ``pnp_inpainting.json`` crops: 24.0 dB without, 28.7 dB with 8 or more).
+        output: ``"denoised"``, the last denoiser output ``z_K`` (DPIR's), or
+            ``"data_consistent"``, the last x-step ``x_K``.
         magnitude: return ``|x|`` for complex images.
 
-    Returns the last denoiser output ``z_K``. Diagnostics: ``pnp/iterations``,
+    Returns ``z_K`` or ``x_K`` (``output``). Diagnostics: ``pnp/iterations``,
     ``pnp/relative_residual`` (last ``||z_k - z_{k-1}|| / ||z_k||``), ``pnp/primal_residual``
     (``||x_K - z_K|| / ||z_K||``), ``pnp/cg_iterations``.
 
@@ -140,10 +171,16 @@ class PlugAndPlay(_DenoiserPrior):
         sigma_min: float | None = None,
         cg_max_iter: int = 20,
         cg_tol: float = 1e-6,
+        pad: int = 16,
+        output: Literal["denoised", "data_consistent"] = "data_consistent",
         magnitude: bool = True,
     ):
         super().__init__()
         owner = type(self).__name__
+        if output not in ("denoised", "data_consistent"):
+            raise UserError(
+                f"{owner}: output must be 'denoised' or 'data_consistent', got {output!r}"
+            )
         if method not in ("hqs", "admm"):
             raise UserError(f"{owner}: method must be 'hqs' or 'admm', got {method!r}")
         self.num_iterations = _positive_int(num_iterations, "num_iterations", owner)
@@ -159,6 +196,7 @@ class PlugAndPlay(_DenoiserPrior):
                 f"({self.sigma_max})"
             )
         _positive_int(cg_max_iter, "cg_max_iter", owner)
+        self.pad, self.output = _non_negative_int(pad, "pad", owner), output
         self.denoiser, self.method = denoiser, method
         self.cg_max_iter, self.cg_tol, self.magnitude = cg_max_iter, cg_tol, magnitude
         self.last_info: SplittingInfo | None = None
@@ -183,7 +221,7 @@ class PlugAndPlay(_DenoiserPrior):
             # step = 1 / rho_k, so the denoiser's level is sigma_k = sqrt(lamda sigma_n^2 step)
             return self._denoise(v, (coupling * step.flatten(1)[:, 0]).sqrt())
 
-        _, z, self.last_info = admm(
+        x, z, self.last_info = admm(
             system,
             y,
             prox,
@@ -192,7 +230,7 @@ class PlugAndPlay(_DenoiserPrior):
             cg_tol=self.cg_tol,
             cg_max_iter=self.cg_max_iter,
         )
-        return z
+        return z if self.output == "denoised" else x
 
     def diagnostics(self) -> dict[str, float]:
         return {} if self.last_info is None else self.last_info.summary("pnp/")
@@ -215,6 +253,7 @@ class RED(_DenoiserPrior):
         num_iterations, tol: iterations at most; a sample stops once its relative change is at
             most ``tol`` (0: all of them; a missed ``tol > 0`` warns as every solver does).
         cg_max_iter, cg_tol: the fixed-point form's CG budget per iteration.
+        pad: reflection padding of the denoiser's images, as :class:`PlugAndPlay`'s.
         magnitude: return ``|x|`` for complex images.
 
     Returns the last ``x``. Diagnostics ``red/iterations``, ``red/relative_residual`` and, for
@@ -233,6 +272,7 @@ class RED(_DenoiserPrior):
         tol: float = 0.0,
         cg_max_iter: int = 20,
         cg_tol: float = 1e-6,
+        pad: int = 16,
         magnitude: bool = True,
         on_failure: OnFailure = "warn",
     ):
@@ -246,6 +286,7 @@ class RED(_DenoiserPrior):
         self.lamda = _positive(lamda, "lamda", owner)
         self.num_iterations = _positive_int(num_iterations, "num_iterations", owner)
         _positive_int(cg_max_iter, "cg_max_iter", owner)
+        self.pad = _non_negative_int(pad, "pad", owner)
         self.denoiser, self.form, self.tol = denoiser, form, tol
         self.cg_max_iter, self.cg_tol, self.magnitude = cg_max_iter, cg_tol, magnitude
         self.on_failure = on_failure

@@ -39,8 +39,10 @@ def recon_from_checkpoint(path: str | Path, option: str) -> Recon:
         )
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--recon", type=Recon)
+    # jsonargparse >= 4.49 renamed instantiate_classes
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
     try:
-        recon = parser.instantiate_classes(parser.parse_object({"recon": recon_config})).recon
+        recon = instantiate(parser.parse_object({"recon": recon_config})).recon
     except Exception as error:  # noqa: BLE001 - the stored config no longer builds: say so
         reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise UserError(
