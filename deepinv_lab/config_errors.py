@@ -33,7 +33,7 @@ from deepinv_lab.errors import UserError
 
 CONFIG_FLAGS = ("--config", "-c")
 MAX_MESSAGE = 800
-MAX_LISTED = 16  # list the valid choices when there is no close match and at most this many
+MAX_LISTED = 40  # the valid choices listed when there is no close match; the rest are counted
 
 _NOISE = ("Does not validate against any of the", "Subtypes", "Errors", "Given value", "Expected a")
 _PARSER_KEY = re.compile(r'Parser key "([^"]+)"')
@@ -468,7 +468,11 @@ def _first_unknown(parts: list[str], accepted: dict) -> tuple[int, str | None, l
 
 def _listing(names: list[str], prefix: str, suffix: str = "") -> str:
     names = list(dict.fromkeys(names))
-    return f"{prefix}{', '.join(names)}{suffix}" if 0 < len(names) <= MAX_LISTED else ""
+    if not names:
+        return ""
+    more = len(names) - MAX_LISTED
+    shown = ", ".join(names[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
+    return f"{prefix}{shown}{suffix}"
 
 
 # --- types in words -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from deepinv_lab.recons.plug_and_play import denoise
 from deepinv_lab.systems import Inpainting, MultiCoilMRI
 from deepinv_lab.systems.noise import GaussianNoise
 from tests.test_prune_command import prune, trained
-from tests.test_sparsity import problem as sparsity_problem  # noqa: F401 - the fixture 'problem'
+from tests.test_sparsity import problem  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
