@@ -19,7 +19,7 @@ from deepinv_lab.recons.plug_and_play import denoise
 from deepinv_lab.systems import Inpainting, MultiCoilMRI
 from deepinv_lab.systems.noise import GaussianNoise
 from tests.test_prune_command import prune, trained
-from tests.test_sparsity import problem  # noqa: F401 - the fixture
+from tests.test_sparsity import multicoil_problem
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,7 +49,8 @@ def test_admm_with_a_tikhonov_prior_converges_to_the_regularised_least_squares(m
     assert float(info.primal_residual.max()) < 1e-6
 
 
-def test_admm_and_fista_reach_the_same_l1_wavelet_minimiser(problem):
+def test_admm_and_fista_reach_the_same_l1_wavelet_minimiser():
+    problem = multicoil_problem()
     system, y = MultiCoilMRI(problem["coil_maps"], problem["mask"]), problem["y"]
     recon = L1WaveletRecon(lamda=0.05, levels=1, max_iter=3000)
     by_fista, _ = fista(system, y, recon.proximal, max_iter=3000)
@@ -57,7 +58,8 @@ def test_admm_and_fista_reach_the_same_l1_wavelet_minimiser(problem):
     assert _close(by_admm, by_fista) < 1e-4
 
 
-def test_admm_stops_a_sample_once_it_has_converged(problem):
+def test_admm_stops_a_sample_once_it_has_converged():
+    problem = multicoil_problem()
     system, y = MultiCoilMRI(problem["coil_maps"], problem["mask"]), problem["y"]
     recon = L1WaveletRecon(lamda=0.05, levels=1)
     _, z, info = admm(system, y, recon.proximal, [0.5] * 300, tol=1e-5)

@@ -51,6 +51,10 @@ def _phantom(generator: torch.Generator) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def problem() -> dict[str, torch.Tensor]:
+    return multicoil_problem()
+
+
+def multicoil_problem() -> dict[str, torch.Tensor]:
     """4 birdcage coils, 32 x 32, random columns plus 6 centre columns, complex128, noisy; the
     object's magnitude as ``target``."""
     generator = torch.Generator().manual_seed(0)
