@@ -2,19 +2,39 @@
 shape and finite values on the example's (odd where the architecture allows) input, gradient flow
 to every parameter, state-dict round trip, pickling, and f(a x) = a f(x) for bias-free models. A
 Model added in deepinv_lab.models is covered the day it is added: it only has to provide
-``example()``."""
+``example()``.
+
+Models that work on volumes also provide ``example_3d()`` (see deepinv_lab.models.base): the same
+checks then run on the 3D instance too (test ids ending in ``-3d``). A Model whose
+``example_3d()`` is None is 2D-only and must reject a volume with one clear UserError."""
 
 import copy
+import inspect
 import pickle
 
 import pytest
 import torch
 
 from deepinv_lab.discovery import subclasses
+from deepinv_lab.errors import UserError
 from deepinv_lab.models import Model
 
 MODELS = {cls.__name__: cls for cls in subclasses(Model, "deepinv_lab.models")}
 NAMES = sorted(MODELS)
+NAMES_3D = [name for name in NAMES if MODELS[name].example_3d() is not None]
+NAMES_2D_ONLY = [name for name in NAMES if name not in NAMES_3D]
+
+
+def _cases(names: list[str]) -> list:
+    """``(name, spatial_dims)`` for the 2D example of every name and the 3D one where there is
+    one; the 2D ids are the bare names."""
+    cases = [pytest.param(name, 2, id=name) for name in names]
+    return cases + [pytest.param(name, 3, id=f"{name}-3d") for name in names if name in NAMES_3D]
+
+
+def _example(name: str, spatial_dims: int) -> tuple[Model, torch.Tensor]:
+    cls = MODELS[name]
+    return cls.example() if spatial_dims == 2 else cls.example_3d()
 
 
 def _real(t: torch.Tensor) -> torch.Tensor:
@@ -34,10 +54,11 @@ def test_discovery_ignores_models_defined_outside_the_package():
     assert _LocalModel not in subclasses(Model, "deepinv_lab.models")
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_model_runs_and_trains(name):
+@pytest.mark.parametrize(("name", "spatial_dims"), _cases(NAMES))
+def test_every_model_runs_and_trains(name, spatial_dims):
     torch.manual_seed(0)
-    model, x = MODELS[name].example()
+    model, x = _example(name, spatial_dims)
+    assert x.ndim == 2 + spatial_dims
     out = model(x)
     assert out.shape[0] == x.shape[0]
     assert torch.isfinite(_real(out)).all()
@@ -46,10 +67,10 @@ def test_every_model_runs_and_trains(name):
     assert not missing, f"parameters without gradient: {missing}"
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trip_and_pickling(name):
+@pytest.mark.parametrize(("name", "spatial_dims"), _cases(NAMES))
+def test_state_dict_round_trip_and_pickling(name, spatial_dims):
     torch.manual_seed(1)
-    model, x = MODELS[name].example()
+    model, x = _example(name, spatial_dims)
     model.eval()
     other = copy.deepcopy(model)
     with torch.no_grad():
@@ -70,14 +91,41 @@ def test_bias_free_models_are_found():
     assert {"BiasFreeDnCNN", "BiasFreeUnet"} <= set(BIAS_FREE)
 
 
-@pytest.mark.parametrize("name", BIAS_FREE)
+@pytest.mark.parametrize(("name", "spatial_dims"), _cases(BIAS_FREE))
 @pytest.mark.parametrize("scale", [0.5, 3.7])
-def test_bias_free_models_are_positively_homogeneous(name, scale):
+def test_bias_free_models_are_positively_homogeneous(name, spatial_dims, scale):
     torch.manual_seed(2)
-    model, x = MODELS[name].example()
+    model, x = _example(name, spatial_dims)
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(scale * x), scale * model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_3d_models_are_found():
+    assert {"DnCNN", "BiasFreeDnCNN", "Unet", "BiasFreeUnet", "NormUnet", "RCAN"} <= set(NAMES_3D)
+    assert {"SRGANGenerator", "SRGANDiscriminator", "SelfEnsemble"} <= set(NAMES_3D)
+    assert {"BiasFreeDnCNN", "BiasFreeUnet"} <= set(BIAS_FREE) & set(NAMES_3D)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_models_taking_spatial_dims_have_a_3d_example(name):
+    takes_spatial_dims = "spatial_dims" in inspect.signature(MODELS[name]).parameters
+    if takes_spatial_dims:
+        assert name in NAMES_3D, f"{name} takes spatial_dims but has no example_3d()"
+    if name in NAMES_3D and takes_spatial_dims:
+        assert MODELS[name].example_3d()[0].spatial_dims == 3
+
+
+@pytest.mark.parametrize("name", NAMES_2D_ONLY)
+def test_2d_only_models_reject_volumes_in_one_line(name):
+    model, x = MODELS[name].example()
+    volume = x.unsqueeze(2).repeat(1, 1, 3, *([1] * (x.ndim - 2)))
+    with pytest.raises(UserError) as error:
+        model(volume)
+    message = str(error.value)
+    assert message == (
+        f"{name} works on 2D images (B, C, H, W) only; got a volume of shape {tuple(volume.shape)}"
+    )
 
 
 CONFIGS = {

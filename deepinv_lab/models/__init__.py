@@ -1,7 +1,9 @@
-"""Model blocks: learned networks on real tensors ``(B, C, H, W)``."""
+"""Model blocks: learned networks on real tensors ``(B, C, H, W)``; most also take volumes
+``(B, C, D, H, W)`` with ``spatial_dims=3`` (see :mod:`deepinv_lab.models.layers`)."""
 
 from deepinv_lab.models.base import Model
-from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d, BiasFreeDnCNN, DnCNN
+from deepinv_lab.models.dncnn import BiasFreeBatchNorm, BiasFreeBatchNorm2d, BiasFreeDnCNN, DnCNN
+from deepinv_lab.models.layers import pixel_shuffle_nd, pixel_unshuffle_nd
 from deepinv_lab.models.rcan import RCAN
 from deepinv_lab.models.resnet import ResNetDenoiser
 from deepinv_lab.models.sensitivity import SensitivityModel
@@ -12,6 +14,7 @@ from deepinv_lab.models.vgg import VGG19Features
 from deepinv_lab.models.wrappers import ComplexWrapper, NormalizedComplexWrapper, SelfEnsemble
 
 __all__ = [
+    "BiasFreeBatchNorm",
     "BiasFreeBatchNorm2d",
     "BiasFreeDnCNN",
     "BiasFreeUnet",
@@ -28,5 +31,7 @@ __all__ = [
     "SensitivityModel",
     "Unet",
     "VGG19Features",
+    "pixel_shuffle_nd",
+    "pixel_unshuffle_nd",
     "spectral_normalize",
 ]

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from deepinv_lab.models.base import Model
+from deepinv_lab.models.layers import batch_norm as batch_norm_nd
+from deepinv_lab.models.layers import check_spatial_dims, conv
 
 
 class BiasFreeBatchNorm2d(nn.Module):
@@ -30,7 +32,8 @@ class BiasFreeBatchNorm2d(nn.Module):
 
     ``y = gamma_c * x / sigma_c``, where ``sigma_c`` is, per channel ``c``,
 
-    - train mode: ``sqrt(var_c + eps)``, the (biased) variance of the batch over ``(B, H, W)``.
+    - train mode: ``sqrt(var_c + eps)``, the (biased) variance of the batch over the batch and
+      all spatial dimensions (``(B, H, W)`` for images, ``(B, D, H, W)`` for volumes).
       As in the paper's code the variance is taken about the channel mean, but the mean is *not*
       subtracted from ``x``; ``running_std`` is updated as an exponential moving average;
     - eval mode: ``running_std``, a constant, so the layer is linear (hence homogeneous).
@@ -43,7 +46,11 @@ class BiasFreeBatchNorm2d(nn.Module):
         eps: added to the variance before the square root.
         momentum: weight of the current batch in the running standard deviation.
 
-    Shapes: ``(B, C, H, W)`` -> ``(B, C, H, W)``.
+    The name keeps its ``2d`` for the checkpoints that hold it; the layer works on any number of
+    spatial dimensions (``BiasFreeBatchNorm`` is the same class).
+
+    Shapes: ``(B, C, *spatial)`` -> ``(B, C, *spatial)``, e.g. ``(B, C, H, W)`` or
+    ``(B, C, D, H, W)``.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
@@ -56,15 +63,20 @@ class BiasFreeBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            std = torch.sqrt(x.var(dim=(0, 2, 3), unbiased=False) + self.eps)
+            reduced = (0, *range(2, x.ndim))
+            std = torch.sqrt(x.var(dim=reduced, unbiased=False) + self.eps)
             with torch.no_grad():
                 self.running_std.lerp_(std.detach(), self.momentum)
         else:
             std = self.running_std
-        return x * (self.weight / std).view(1, -1, 1, 1)
+        return x * (self.weight / std).view(1, -1, *([1] * (x.ndim - 2)))
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+#: A clearer name for :class:`BiasFreeBatchNorm2d`, which works on images and volumes alike.
+BiasFreeBatchNorm = BiasFreeBatchNorm2d
 
 
 class DnCNN(Model):
@@ -72,8 +84,9 @@ class DnCNN(Model):
 
     ``r`` estimates the noise with ``num_layers`` 3x3 convolutions: ``conv -> ReLU``, then
     ``num_layers - 2`` times ``conv -> BN -> ReLU``, then ``conv``. Standard (``bias_free=False``):
-    ``nn.BatchNorm2d``, and a bias on the first and last convolutions only (the middle ones are
-    followed by batch norm, whose shift makes a conv bias redundant). Bias-free
+    ``nn.BatchNorm2d`` (``nn.BatchNorm3d`` for volumes), and a bias on the first and last
+    convolutions only (the middle ones are followed by batch norm, whose shift makes a conv bias
+    redundant). Bias-free
     (``bias_free=True``, Mohan et al., 2020): no conv bias anywhere and
     :class:`BiasFreeBatchNorm2d`, so ``f(a x) = a f(x)`` for ``a > 0`` in eval mode
     (see the module docstring for train mode) and ``f(0) = 0``.
@@ -89,8 +102,10 @@ class DnCNN(Model):
         residual: ``True`` returns ``x - r(x)`` (DnCNN); ``False`` returns ``r(x)``, the plain
             CNN as a direct image estimate (at initialisation a contraction, the safer prior
             for a deep equilibrium model trained from scratch).
+        spatial_dims: 2 for images, 3 for volumes (3x3x3 convolutions).
 
-    Shapes: ``(B, in_chans, H, W)`` -> ``(B, in_chans, H, W)``, any ``H, W``.
+    Shapes: ``(B, in_chans, H, W)`` -> ``(B, in_chans, H, W)``, any ``H, W``; with
+    ``spatial_dims=3``, ``(B, in_chans, D, H, W)`` -> same.
     """
 
     def __init__(
@@ -101,9 +116,11 @@ class DnCNN(Model):
         bias_free: bool = False,
         batch_norm: bool = True,
         residual: bool = True,
+        spatial_dims: int = 2,
     ):
         super().__init__()
         self.check_num_layers(num_layers)
+        self.spatial_dims = check_spatial_dims(spatial_dims, type(self).__name__)
         self.in_chans = in_chans
         self.num_layers = num_layers
         self.chans = chans
@@ -111,23 +128,24 @@ class DnCNN(Model):
         self.batch_norm = batch_norm
         self.residual = residual
         bias = not bias_free
+        conv_nd, norm_nd = conv(spatial_dims), batch_norm_nd(spatial_dims)
         layers: list[nn.Module] = [
-            nn.Conv2d(in_chans, chans, kernel_size=3, padding=1, bias=bias),
+            conv_nd(in_chans, chans, kernel_size=3, padding=1, bias=bias),
             nn.ReLU(inplace=True),
         ]
         for _ in range(num_layers - 2):
             layers.append(
-                nn.Conv2d(chans, chans, kernel_size=3, padding=1, bias=bias and not batch_norm)
+                conv_nd(chans, chans, kernel_size=3, padding=1, bias=bias and not batch_norm)
             )
             if batch_norm:
-                layers.append(BiasFreeBatchNorm2d(chans) if bias_free else nn.BatchNorm2d(chans))
+                layers.append(BiasFreeBatchNorm2d(chans) if bias_free else norm_nd(chans))
             layers.append(nn.ReLU(inplace=True))
-        layers.append(nn.Conv2d(chans, in_chans, kernel_size=3, padding=1, bias=bias))
+        layers.append(conv_nd(chans, in_chans, kernel_size=3, padding=1, bias=bias))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_chans, H, W)`` noisy -> ``(B, in_chans, H, W)`` denoised: ``x - r(x)`` (or
-        ``r(x)`` without ``residual``)."""
+        """``(B, in_chans, *spatial)`` noisy -> ``(B, in_chans, *spatial)`` denoised:
+        ``x - r(x)`` (or ``r(x)`` without ``residual``)."""
         self.check_input(x, self.in_chans)
         noise = self.layers(x)
         return x - noise if self.residual else noise
@@ -136,6 +154,12 @@ class DnCNN(Model):
     def example(cls) -> tuple[DnCNN, torch.Tensor]:
         """A 5-layer, 8-channel DnCNN on a ``(2, 1, 17, 13)`` input (odd size on purpose)."""
         return cls(in_chans=1, num_layers=5, chans=8), torch.randn(2, 1, 17, 13)
+
+    @classmethod
+    def example_3d(cls) -> tuple[DnCNN, torch.Tensor]:
+        """A 4-layer, 4-channel 3D DnCNN on a ``(2, 1, 9, 8, 7)`` volume."""
+        model = cls(in_chans=1, num_layers=4, chans=4, spatial_dims=3)
+        return model, torch.randn(2, 1, 9, 8, 7)
 
 
 class BiasFreeDnCNN(DnCNN):
@@ -149,6 +173,7 @@ class BiasFreeDnCNN(DnCNN):
         bias_free: bool = True,
         batch_norm: bool = True,
         residual: bool = True,
+        spatial_dims: int = 2,
     ):
         super().__init__(
             in_chans=in_chans,
@@ -157,4 +182,5 @@ class BiasFreeDnCNN(DnCNN):
             bias_free=bias_free,
             batch_norm=batch_norm,
             residual=residual,
+            spatial_dims=spatial_dims,
         )

@@ -9,6 +9,10 @@ Layout (module names are the ones :meth:`RCAN.freeze` accepts)::
            [3x3 conv C -> 9C, PixelShuffle(3)] for scale 3, empty for scale 1), then a 3x3 conv
            chans -> out_chans ("tail.1")
 
+With ``spatial_dims=3`` (volumes) every convolution is 3x3x3 (1x1x1), channel attention pools
+over all three spatial dimensions, and the upsampler's convs produce ``s^3 C`` channels for a
+3D pixel shuffle (:func:`~deepinv_lab.models.layers.pixel_shuffle_nd`) by ``s``.
+
 A ResidualGroup is ``num_blocks`` RCABs, a 3x3 conv and a group skip; an RCAB is
 ``x + res_scale * CA(conv(ReLU(conv(x))))`` with channel attention
 ``CA(f) = f * sigmoid(W_up ReLU(W_down avgpool(f)))`` (1x1 convs with bias, squeeze ratio
@@ -34,23 +38,29 @@ from torch.utils.checkpoint import checkpoint
 
 from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
+from deepinv_lab.models.layers import adaptive_avg_pool, check_spatial_dims, conv, pixel_shuffle
 
 
-def _conv(in_chans: int, out_chans: int, kernel_size: int = 3) -> nn.Conv2d:
-    return nn.Conv2d(in_chans, out_chans, kernel_size, padding=kernel_size // 2, bias=True)
+def _conv(
+    in_chans: int, out_chans: int, kernel_size: int = 3, spatial_dims: int = 2
+) -> nn.Conv2d | nn.Conv3d:
+    return conv(spatial_dims)(in_chans, out_chans, kernel_size, padding=kernel_size // 2, bias=True)
 
 
 class ChannelAttention(nn.Module):
-    """``f * sigmoid(W_up ReLU(W_down mean_{H,W}(f)))``. Shapes: ``(B, C, H, W)`` -> same."""
+    """``f * sigmoid(W_up ReLU(W_down mean_{spatial}(f)))``, the mean over all spatial dims.
 
-    def __init__(self, chans: int, reduction: int, inplace: bool = False):
+    Shapes: ``(B, C, *spatial)`` -> same.
+    """
+
+    def __init__(self, chans: int, reduction: int, inplace: bool = False, spatial_dims: int = 2):
         super().__init__()
         squeezed = max(chans // reduction, 1)
         self.attention = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            _conv(chans, squeezed, 1),
+            adaptive_avg_pool(spatial_dims)(1),
+            _conv(chans, squeezed, 1, spatial_dims),
             nn.ReLU(inplace=inplace),
-            _conv(squeezed, chans, 1),
+            _conv(squeezed, chans, 1, spatial_dims),
             nn.Sigmoid(),
         )
 
@@ -63,7 +73,7 @@ class RCAB(nn.Module):
 
     ``body`` is conv3x3-ReLU-conv3x3, or with ``bottleneck`` conv1x1 (chans -> chans //
     bottleneck_ratio)-ReLU-conv3x3-ReLU-conv1x1 (back to chans), as in SNU's fastMRI 2022 entry.
-    Shapes: ``(B, C, H, W)`` -> same.
+    Shapes: ``(B, C, *spatial)`` -> same.
     """
 
     def __init__(
@@ -74,21 +84,27 @@ class RCAB(nn.Module):
         bottleneck: bool = False,
         bottleneck_ratio: int = 4,
         inplace: bool = False,
+        spatial_dims: int = 2,
     ):
         super().__init__()
         self.res_scale = res_scale
+        dims = spatial_dims
         if bottleneck:
             inner = max(chans // bottleneck_ratio, 1)
             layers = [
-                _conv(chans, inner, 1),
+                _conv(chans, inner, 1, dims),
                 nn.ReLU(inplace=inplace),
-                _conv(inner, inner, 3),
+                _conv(inner, inner, 3, dims),
                 nn.ReLU(inplace=inplace),
-                _conv(inner, chans, 1),
+                _conv(inner, chans, 1, dims),
             ]
         else:
-            layers = [_conv(chans, chans), nn.ReLU(inplace=inplace), _conv(chans, chans)]
-        self.body = nn.Sequential(*layers, ChannelAttention(chans, reduction, inplace))
+            layers = [
+                _conv(chans, chans, 3, dims),
+                nn.ReLU(inplace=inplace),
+                _conv(chans, chans, 3, dims),
+            ]
+        self.body = nn.Sequential(*layers, ChannelAttention(chans, reduction, inplace, dims))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.body(x)
@@ -98,28 +114,31 @@ class RCAB(nn.Module):
 
 
 class ResidualGroup(nn.Module):
-    """``num_blocks`` RCABs, a 3x3 conv, and a group skip. Shapes: ``(B, C, H, W)`` -> same."""
+    """``num_blocks`` RCABs, a 3x3 conv, and a group skip. Shapes: ``(B, C, *spatial)`` ->
+    same."""
 
-    def __init__(self, chans: int, num_blocks: int, **block_kwargs):
+    def __init__(self, chans: int, num_blocks: int, spatial_dims: int = 2, **block_kwargs):
         super().__init__()
         self.body = nn.Sequential(
-            *(RCAB(chans, **block_kwargs) for _ in range(num_blocks)), _conv(chans, chans)
+            *(RCAB(chans, spatial_dims=spatial_dims, **block_kwargs) for _ in range(num_blocks)),
+            _conv(chans, chans, 3, spatial_dims),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
-def _upsampler(chans: int, scale: int) -> nn.Sequential:
+def _upsampler(chans: int, scale: int, spatial_dims: int = 2) -> nn.Sequential:
+    dims = spatial_dims
     if scale == 1:
         return nn.Sequential()
     if scale == 3:
-        return nn.Sequential(_conv(chans, 9 * chans), nn.PixelShuffle(3))
+        return nn.Sequential(_conv(chans, 3**dims * chans, 3, dims), pixel_shuffle(dims, 3))
     if scale < 1 or scale & (scale - 1):
         raise UserError(f"RCAN: scale must be 1, 3 or a power of 2, got {scale}")
     layers: list[nn.Module] = []
     for _ in range(scale.bit_length() - 1):
-        layers += [_conv(chans, 4 * chans), nn.PixelShuffle(2)]
+        layers += [_conv(chans, 2**dims * chans, 3, dims), pixel_shuffle(dims, 2)]
     return nn.Sequential(*layers)
 
 
@@ -143,8 +162,10 @@ class RCAN(Model):
         rgb_mean: per-channel mean subtracted before ``head`` and added after ``tail`` (the
             original uses DIV2K's ``(0.4488, 0.4371, 0.4040)`` for inputs in [0, 1]); ``None``
             (default) shifts nothing. Needs ``in_chans == out_chans == len(rgb_mean)``.
+        spatial_dims: 2 for images, 3 for volumes.
 
-    Shapes: ``(B, in_chans, H, W)`` -> ``(B, out_chans, scale * H, scale * W)``.
+    Shapes: ``(B, in_chans, H, W)`` -> ``(B, out_chans, scale * H, scale * W)``; in 3D
+    ``(B, in_chans, D, H, W)`` -> ``(B, out_chans, scale * D, scale * H, scale * W)``.
     """
 
     def __init__(
@@ -163,8 +184,10 @@ class RCAN(Model):
         checkpoint_groups: bool = False,
         frozen: Sequence[str] | None = None,
         rgb_mean: Sequence[float] | None = None,
+        spatial_dims: int = 2,
     ):
         super().__init__()
+        self.spatial_dims = dims = check_spatial_dims(spatial_dims, "RCAN")
         self.in_chans = in_chans
         self.out_chans = out_chans
         self.scale = scale
@@ -175,11 +198,12 @@ class RCAN(Model):
                     f"RCAN: rgb_mean has {len(rgb_mean)} entries but in_chans={in_chans}, "
                     f"out_chans={out_chans}; they must be equal"
                 )
-            self.register_buffer("rgb_mean", torch.tensor(rgb_mean).view(1, -1, 1, 1))
+            mean_shape = (1, -1, *([1] * dims))
+            self.register_buffer("rgb_mean", torch.tensor(rgb_mean).view(mean_shape))
         else:
             self.rgb_mean = None
 
-        self.head = _conv(in_chans, chans)
+        self.head = _conv(in_chans, chans, 3, dims)
         block_kwargs = dict(
             reduction=reduction,
             res_scale=res_scale,
@@ -188,10 +212,10 @@ class RCAN(Model):
             inplace=inplace_activations,
         )
         self.body = nn.Sequential(
-            *(ResidualGroup(chans, num_blocks, **block_kwargs) for _ in range(num_groups)),
-            _conv(chans, chans),
+            *(ResidualGroup(chans, num_blocks, dims, **block_kwargs) for _ in range(num_groups)),
+            _conv(chans, chans, 3, dims),
         )
-        self.tail = nn.Sequential(_upsampler(chans, scale), _conv(chans, out_chans))
+        self.tail = nn.Sequential(_upsampler(chans, scale, dims), _conv(chans, out_chans, 3, dims))
         if frozen:
             self.freeze(frozen)
 
@@ -227,3 +251,9 @@ class RCAN(Model):
         """2 groups x 2 blocks, 16 channels, x2 upsampling on a ``(2, 3, 9, 7)`` input."""
         model = cls(chans=16, num_groups=2, num_blocks=2, reduction=4, scale=2)
         return model, torch.randn(2, 3, 9, 7)
+
+    @classmethod
+    def example_3d(cls) -> tuple[RCAN, torch.Tensor]:
+        """1 group x 1 block, 4 channels, x2 upsampling on a ``(2, 1, 5, 4, 3)`` volume."""
+        model = cls(1, 1, chans=4, num_groups=1, num_blocks=1, reduction=2, scale=2, spatial_dims=3)
+        return model, torch.randn(2, 1, 5, 4, 3)

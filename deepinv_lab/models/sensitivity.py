@@ -112,6 +112,7 @@ class SensitivityModel(Model):
         ``mask`` and ``num_low_frequencies`` locate the ACS columns (see :func:`acs_window`);
         with ``mask_center=False`` neither is needed.
         """
+        self.check_2d(masked_kspace)
         if not masked_kspace.is_complex() or masked_kspace.ndim != 4:
             raise ValueError(
                 "SensitivityModel expects complex k-space of shape (B, coils, H, W), got dtype "

@@ -10,6 +10,8 @@ References:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -17,6 +19,13 @@ from torch import nn
 
 from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
+from deepinv_lab.models.layers import (
+    batch_norm,
+    check_spatial_dims,
+    conv,
+    pixel_shuffle,
+    spatial_names,
+)
 
 _LEAKY_SLOPE = 0.2
 
@@ -24,14 +33,15 @@ _LEAKY_SLOPE = 0.2
 class _ResidualBlock(nn.Module):
     """``x + conv3x3(act(conv3x3(x)))``, with batch norm after each conv when ``batch_norm``."""
 
-    def __init__(self, chans: int, batch_norm: bool):
+    def __init__(self, chans: int, use_batch_norm: bool, spatial_dims: int = 2):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(chans, chans, 3, padding=1)]
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(chans))
-        layers += [nn.PReLU(), nn.Conv2d(chans, chans, 3, padding=1)]
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(chans))
+        conv_nd, norm_nd = conv(spatial_dims), batch_norm(spatial_dims)
+        layers: list[nn.Module] = [conv_nd(chans, chans, 3, padding=1)]
+        if use_batch_norm:
+            layers.append(norm_nd(chans))
+        layers += [nn.PReLU(), conv_nd(chans, chans, 3, padding=1)]
+        if use_batch_norm:
+            layers.append(norm_nd(chans))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,7 +53,10 @@ class SRGANGenerator(Model):
 
     ``head -> num_blocks residual blocks -> conv3x3 [-> BN] (+ long skip from the head) ->
     num_upsample x [conv3x3 (C -> 4C) -> PixelShuffle(2) -> PReLU] -> tail conv -> out_chans``.
-    The output is ``2**num_upsample`` times larger than the input in H and W.
+    The output is ``2**num_upsample`` times larger than the input in H and W (and D). With
+    ``spatial_dims=3`` every conv is its 3D version (9x9x9, 3x3x3, 1x1x1), batch norm is
+    ``BatchNorm3d``, and each up-sampling conv makes ``8C`` channels for a 3D pixel shuffle.
+    Wang et al. (2019) train their micro-CT generator both ways.
 
     Two layouts (``variant``):
 
@@ -66,9 +79,10 @@ class SRGANGenerator(Model):
         num_blocks: residual blocks (16 in both papers' full-size models).
         num_upsample: x2 pixel-shuffle stages.
         variant: ``"srgan"`` or ``"edsrgan"``, see above.
+        spatial_dims: 2 for images, 3 for volumes.
 
     Shapes: ``(B, in_chans, H, W)`` -> ``(B, out_chans, s H, s W)`` with ``s = 2**num_upsample``;
-    any ``H, W``.
+    any ``H, W``; in 3D ``(B, in_chans, D, H, W)`` -> ``(B, out_chans, s D, s H, s W)``.
     """
 
     def __init__(
@@ -79,37 +93,42 @@ class SRGANGenerator(Model):
         num_blocks: int = 16,
         num_upsample: int = 2,
         variant: Literal["srgan", "edsrgan"] = "srgan",
+        spatial_dims: int = 2,
     ):
         super().__init__()
+        self.spatial_dims = dims = check_spatial_dims(spatial_dims, "SRGANGenerator")
         if variant not in ("srgan", "edsrgan"):
             raise UserError(
                 f"SRGANGenerator: variant must be 'srgan' or 'edsrgan', got {variant!r}"
             )
         self.in_chans = in_chans
-        batch_norm = variant == "srgan"
+        use_batch_norm = variant == "srgan"
         head_kernel, tail_kernel = (9, 9) if variant == "srgan" else (3, 1)
+        conv_nd = conv(dims)
 
-        head: list[nn.Module] = [nn.Conv2d(in_chans, chans, head_kernel, padding=head_kernel // 2)]
+        head: list[nn.Module] = [conv_nd(in_chans, chans, head_kernel, padding=head_kernel // 2)]
         if variant == "srgan":
             head.append(nn.PReLU())
         self.head = nn.Sequential(*head)
-        body: list[nn.Module] = [_ResidualBlock(chans, batch_norm) for _ in range(num_blocks)]
-        body.append(nn.Conv2d(chans, chans, 3, padding=1))
-        if batch_norm:
-            body.append(nn.BatchNorm2d(chans))
+        body: list[nn.Module] = [
+            _ResidualBlock(chans, use_batch_norm, dims) for _ in range(num_blocks)
+        ]
+        body.append(conv_nd(chans, chans, 3, padding=1))
+        if use_batch_norm:
+            body.append(batch_norm(dims)(chans))
         self.body = nn.Sequential(*body)
         upsample: list[nn.Module] = []
         for _ in range(num_upsample):
             upsample += [
-                nn.Conv2d(chans, 4 * chans, 3, padding=1),
-                nn.PixelShuffle(2),
+                conv_nd(chans, 2**dims * chans, 3, padding=1),
+                pixel_shuffle(dims, 2),
                 nn.PReLU(),
             ]
         self.upsample = nn.Sequential(*upsample)
-        self.tail = nn.Conv2d(chans, out_chans, tail_kernel, padding=tail_kernel // 2)
+        self.tail = conv_nd(chans, out_chans, tail_kernel, padding=tail_kernel // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_chans, H, W)`` -> ``(B, out_chans, s H, s W)``."""
+        """``(B, in_chans, *spatial)`` -> ``(B, out_chans, *(s * spatial))``."""
         self.check_input(x, self.in_chans)
         features = self.head(x)
         features = features + self.body(features)
@@ -119,6 +138,12 @@ class SRGANGenerator(Model):
     def example(cls) -> tuple[SRGANGenerator, torch.Tensor]:
         """A 1-block, 8-channel x4 generator on a ``(2, 1, 5, 7)`` input."""
         return cls(chans=8, num_blocks=1), torch.randn(2, 1, 5, 7)
+
+    @classmethod
+    def example_3d(cls) -> tuple[SRGANGenerator, torch.Tensor]:
+        """A 1-block, 4-channel x2 ``"srgan"`` generator on a ``(2, 1, 4, 3, 5)`` volume."""
+        model = cls(chans=4, num_blocks=1, num_upsample=1, spatial_dims=3)
+        return model, torch.randn(2, 1, 4, 3, 5)
 
 
 def _valid_conv_size(size: int, stride: int) -> int:
@@ -142,59 +167,86 @@ class SRGANDiscriminator(Model):
     1,180,160 + 2,359,808 = 4,684,224; batch norms 128 + 256 + 256 + 512 + 512 + 1,024 + 1,024 =
     3,712; dense 41,472 * 1,024 + 1,024 = 42,468,352 and 1,025; total 47,157,313.
 
+    With ``spatial_dims=3`` the convs are 3x3x3 (same rule per side) and batch norm is 3D, so the
+    dense layer sees ``8 chans * d h w`` features, ``d, h, w`` the sizes after the last conv
+    (a 96^3 volume: 96 -> 94 -> 46 -> 44 -> 21 -> 19 -> 9 -> 7 -> 3, so ``512 * 27``).
+
     Args:
         in_chans: input channels.
-        input_size: the input's ``H`` (int, square) or ``(H, W)``; fixes the dense layer's size.
-            It must be at least 61 pixels per side (at least one pixel after the last conv).
+        input_size: the input's spatial size: an int (the same on every side) or a sequence of
+            ``spatial_dims`` sizes (``(H, W)``, or ``(D, H, W)``); fixes the dense layer's size.
+            It must be at least 61 per side (at least one pixel after the last conv).
+        chans: channels of the first convs; the blocks have ``chans`` x (1, 2, 2, 4, 4, 8, 8)
+            (64 in the papers; smaller widths keep 3D discriminators affordable).
+        spatial_dims: 2 for images, 3 for volumes.
 
-    Shapes: ``(B, in_chans, H, W)`` -> ``(B, 1)`` logits.
+    Shapes: ``(B, in_chans, H, W)`` (or ``(B, in_chans, D, H, W)``) -> ``(B, 1)`` logits.
     """
 
-    _BLOCKS = ((64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 2))
+    _BLOCKS = ((1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2))
 
-    def __init__(self, in_chans: int = 1, input_size: int | tuple[int, int] = 96):
+    def __init__(
+        self,
+        in_chans: int = 1,
+        input_size: int | Sequence[int] = 96,
+        chans: int = 64,
+        spatial_dims: int = 2,
+    ):
         super().__init__()
-        h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        self.spatial_dims = dims = check_spatial_dims(spatial_dims, "SRGANDiscriminator")
+        if isinstance(input_size, int):
+            sizes = (input_size,) * dims
+        else:
+            sizes = tuple(int(size) for size in input_size)
+            if len(sizes) != dims:
+                raise UserError(
+                    f"SRGANDiscriminator(spatial_dims={dims}): input_size must be an int or "
+                    f"{dims} sizes ({spatial_names(dims)}), got {tuple(input_size)}"
+                )
         self.in_chans = in_chans
-        self.input_size = (h, w)
+        self.input_size = sizes
+        conv_nd, norm_nd = conv(dims), batch_norm(dims)
 
         layers: list[nn.Module] = [
-            nn.Conv2d(in_chans, 64, 3),
+            conv_nd(in_chans, chans, 3),
             nn.LeakyReLU(_LEAKY_SLOPE, inplace=True),
         ]
-        feature_h, feature_w = _valid_conv_size(h, 1), _valid_conv_size(w, 1)
-        chans = 64
-        too_small = feature_h < 1 or feature_w < 1
-        for out_chans, stride in self._BLOCKS:
+        feature_sizes = [_valid_conv_size(size, 1) for size in sizes]
+        too_small = min(feature_sizes) < 1
+        stage_in = chans
+        for multiple, stride in self._BLOCKS:
+            stage_out = multiple * chans
             layers += [
-                nn.Conv2d(chans, out_chans, 3, stride=stride),
-                nn.BatchNorm2d(out_chans),
+                conv_nd(stage_in, stage_out, 3, stride=stride),
+                norm_nd(stage_out),
                 nn.LeakyReLU(_LEAKY_SLOPE, inplace=True),
             ]
-            chans = out_chans
-            feature_h = _valid_conv_size(feature_h, stride)
-            feature_w = _valid_conv_size(feature_w, stride)
-            too_small = too_small or feature_h < 1 or feature_w < 1
+            stage_in = stage_out
+            feature_sizes = [_valid_conv_size(size, stride) for size in feature_sizes]
+            too_small = too_small or min(feature_sizes) < 1
         if too_small:
             raise UserError(
                 f"SRGANDiscriminator: input_size {self.input_size} is too small; "
-                f"H and W must be at least 61"
+                f"{spatial_names(dims)} must be at least 61"
             )
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(chans * feature_h * feature_w, 1024),
+            nn.Linear(stage_in * math.prod(feature_sizes), 1024),
             nn.LeakyReLU(_LEAKY_SLOPE, inplace=True),
             nn.Linear(1024, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_chans, H, W)`` -> ``(B, 1)`` logits."""
+        """``(B, in_chans, *input_size)`` -> ``(B, 1)`` logits."""
         expected = (self.in_chans, *self.input_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        if x.ndim != 2 + self.spatial_dims or tuple(x.shape[1:]) != expected:
+            name = type(self).__name__
+            if self.spatial_dims != 2:
+                name += f"(spatial_dims={self.spatial_dims})"
             raise UserError(
-                f"SRGANDiscriminator expects input of shape (B, {expected[0]}, {expected[1]}, "
-                f"{expected[2]}) (set input_size), got {tuple(x.shape)}"
+                f"{name} expects input of shape (B, {', '.join(map(str, expected))}) "
+                f"(set input_size), got {tuple(x.shape)}"
             )
         return self.classifier(self.features(x))
 
@@ -202,3 +254,9 @@ class SRGANDiscriminator(Model):
     def example(cls) -> tuple[SRGANDiscriminator, torch.Tensor]:
         """A discriminator for ``(3, 1, 61, 64)`` inputs (the smallest sizes: 1x1 features)."""
         return cls(input_size=(61, 64)), torch.randn(3, 1, 61, 64)
+
+    @classmethod
+    def example_3d(cls) -> tuple[SRGANDiscriminator, torch.Tensor]:
+        """A 2-channel-wide 3D discriminator for ``(2, 1, 61, 61, 62)`` volumes (the smallest)."""
+        model = cls(input_size=(61, 61, 62), chans=2, spatial_dims=3)
+        return model, torch.randn(2, 1, 61, 61, 62)

@@ -29,6 +29,7 @@ from deepinv_lab.checkpoints import mark_pruned_architecture
 from deepinv_lab.errors import UserError
 from deepinv_lab.models.base import Model
 from deepinv_lab.models.dncnn import BiasFreeBatchNorm2d
+from deepinv_lab.models.layers import PIXEL_SHUFFLES
 from deepinv_lab.models.sensitivity import SensitivityModel
 
 IMPORTANCES = ("l1", "l2", "taylor")
@@ -211,7 +212,7 @@ def _protected(block: nn.Module, example: tuple) -> list[nn.Module]:
     block's) and, in a super-resolution network, the upsampler from the convolution feeding the
     first pixel shuffle on (a shuffle reorders channels into pixels, which torch-pruning's
     channel mapping does not follow)."""
-    shuffles = (nn.PixelShuffle, nn.PixelUnshuffle)
+    shuffles = PIXEL_SHUFFLES  # 2D and N-d
     order: list[nn.Module] = []
     watched = [m for m in block.modules() if isinstance(m, (nn.modules.conv._ConvNd, *shuffles))]
     run_hooked(watched, lambda module, args, out: order.append(module), lambda: block(*example))
