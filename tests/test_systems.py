@@ -1,7 +1,8 @@
 """Every LinearSystem subclass is found automatically (a subclass walk, not a list) and checked:
 adjointness (float32/float64 precision, batch > 1), the normal operator, linearity, .to(dtype)
 keeping every buffer consistent, pickling, and gradient flow. A System added by a user in
-deepinv_lab.systems is covered the day it is added: it only has to provide ``example()``."""
+deepinv_lab.systems is covered the day it is added: it only has to provide ``example()``. A System
+that also takes volumes ``(B, C, X, Y, Z)`` provides ``example_3d()``, checked the same way."""
 
 import copy
 import pickle
@@ -29,8 +30,16 @@ def _dtypes(cls):
     return complex_ + [torch.float32, torch.float64] if cls.accepts_real else complex_
 
 
-CASES = [(cls, dtype) for cls in SYSTEMS for dtype in _dtypes(cls)]
-IDS = [f"{cls.__name__}-{str(dtype).removeprefix('torch.')}" for cls, dtype in CASES]
+#: (class, name of its example classmethod): ``example`` for all, ``example_3d`` for volumes too
+EXAMPLES = [(cls, "example") for cls in SYSTEMS] + [
+    (cls, "example_3d") for cls in SYSTEMS if hasattr(cls, "example_3d")
+]
+EXAMPLE_IDS = [cls.__name__ + ("-3d" if name == "example_3d" else "") for cls, name in EXAMPLES]
+CASES = [(cls, name, dtype) for cls, name in EXAMPLES for dtype in _dtypes(cls)]
+IDS = [
+    f"{cls.__name__}{'-3d' if name == 'example_3d' else ''}-{str(dtype).removeprefix('torch.')}"
+    for cls, name, dtype in CASES
+]
 
 
 def _close(a, b, rtol: float) -> None:
@@ -44,21 +53,31 @@ def test_discovery_finds_the_mri_primitives():
     assert {"FFT2", "KSpaceMask", "CoilSensitivity", "MultiCoilMRI", "Composition"} <= names
 
 
-@pytest.mark.parametrize("cls,dtype", CASES, ids=IDS)
-def test_adjoint_and_normal(cls, dtype):
+def test_volume_systems_are_checked_in_3d():
+    volumes = {
+        cls.__name__
+        for cls, name in EXAMPLES
+        if getattr(cls, name)(batch_size=1, dtype=torch.complex64)[1].ndim == 5
+    }
+    expected = {"Downsampling", "FFT3", "KSpaceMask", "CoilSensitivity", "MultiCoilMRI3D"}
+    assert expected <= volumes
+
+
+@pytest.mark.parametrize("cls,example,dtype", CASES, ids=IDS)
+def test_adjoint_and_normal(cls, example, dtype):
     torch.manual_seed(0)
     tol = PRECISION[dtype]
-    system, x = cls.example(batch_size=3, dtype=dtype)
+    system, x = getattr(cls, example)(batch_size=3, dtype=dtype)
     assert x.dtype == dtype
     assert system.adjointness_error(x) < tol
     assert system.H.adjointness_error(system(x)) < tol
     _close(system.N(x), system.adjoint(system(x)), max(100 * tol, cls.normal_tolerance))
 
 
-@pytest.mark.parametrize("cls", SYSTEMS, ids=lambda c: c.__name__)
-def test_linearity_and_pickling(cls):
+@pytest.mark.parametrize("cls,example", EXAMPLES, ids=EXAMPLE_IDS)
+def test_linearity_and_pickling(cls, example):
     torch.manual_seed(1)
-    system, x = cls.example(batch_size=2, dtype=torch.complex128)
+    system, x = getattr(cls, example)(batch_size=2, dtype=torch.complex128)
     x2 = torch.randn_like(x)
     a = 0.3 - 1.2j
     lhs = system(a * x + x2)
@@ -72,10 +91,10 @@ def _tuple(t):
     return t if isinstance(t, tuple) else (t,)
 
 
-@pytest.mark.parametrize("cls", SYSTEMS, ids=lambda c: c.__name__)
-def test_to_dtype_keeps_every_buffer_consistent(cls):
+@pytest.mark.parametrize("cls,example", EXAMPLES, ids=EXAMPLE_IDS)
+def test_to_dtype_keeps_every_buffer_consistent(cls, example):
     torch.manual_seed(2)
-    system, x = cls.example(batch_size=2, dtype=torch.complex64)
+    system, x = getattr(cls, example)(batch_size=2, dtype=torch.complex64)
     double = copy.deepcopy(system).to(torch.float64)
     for name, tensor in [*double.named_buffers(), *double.named_parameters()]:
         if tensor.is_floating_point() or tensor.is_complex():
@@ -87,11 +106,11 @@ def test_to_dtype_keeps_every_buffer_consistent(cls):
     assert all(part.dtype == torch.complex64 for part in _tuple(single(x)))
 
 
-@pytest.mark.parametrize("cls", SYSTEMS, ids=lambda c: c.__name__)
-def test_gradient_of_the_data_fidelity(cls):
+@pytest.mark.parametrize("cls,example", EXAMPLES, ids=EXAMPLE_IDS)
+def test_gradient_of_the_data_fidelity(cls, example):
     """d ||A x||^2 / dx = 2 A^H A x: autograd flows through the System and agrees with adjoint."""
     torch.manual_seed(3)
-    system, x = cls.example(batch_size=2, dtype=torch.complex128)
+    system, x = getattr(cls, example)(batch_size=2, dtype=torch.complex128)
     x = x.clone().requires_grad_(True)
     sum(part.abs().square().sum() for part in _tuple(system(x))).backward()
     with torch.no_grad():

@@ -5,7 +5,8 @@ Upsampling by an integer ``scale``: output pixel ``i`` sits at input coordinate
 ``torch.nn.functional.interpolate(..., align_corners=False)``); its value is
 ``sum_j cubic(u - j) x_j`` over the four nearest input pixels, with Keys' kernel at ``a = -0.5``
 (``imresize`` and PIL; ``torch``'s bicubic uses ``a = -0.75``). Indices beyond a border are
-mirrored (half-sample symmetric, ``x_{-1} = x_0``), as ``imresize`` does.
+mirrored (half-sample symmetric, ``x_{-1} = x_0``), as ``imresize`` does. Volumes are upsampled
+separably, the same 1-D interpolation along each of the three spatial axes (tricubic).
 """
 
 from __future__ import annotations
@@ -39,21 +40,33 @@ def _upsampling_matrix(length: int, scale: int) -> torch.Tensor:
     return matrix
 
 
-def upsample_bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
+def upsample_bicubic(x: torch.Tensor, scale: int, spatial_dims: int = 2) -> torch.Tensor:
     """Bicubic upsampling of ``(..., H, W)`` images by an integer ``scale`` -> ``(..., scale H,
-    scale W)``, MATLAB ``imresize(x, scale, 'bicubic')`` conventions (module docstring).
+    scale W)``, MATLAB ``imresize(x, scale, 'bicubic')`` conventions (module docstring); with
+    ``spatial_dims=3``, tricubic upsampling of volumes ``(..., D, H, W)`` -> ``(..., scale D,
+    scale H, scale W)``, separable.
 
-    Real or complex input; differentiable (it is two matrix products).
+    Real or complex input; differentiable (one matrix product per spatial axis).
     """
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"upsample_bicubic: scale must be an integer >= 1, got {scale!r}")
-    if x.ndim < 2:
-        raise ValueError(f"upsample_bicubic expects (..., H, W) images, got {tuple(x.shape)}")
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"upsample_bicubic: spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    if x.ndim < spatial_dims:
+        axes = "(..., H, W) images" if spatial_dims == 2 else "(..., D, H, W) volumes"
+        raise ValueError(f"upsample_bicubic expects {axes}, got {tuple(x.shape)}")
     if scale == 1:
         return x
     real_dtype = x.real.dtype if x.is_complex() else x.dtype
-    rows = _upsampling_matrix(x.shape[-2], scale).to(device=x.device, dtype=real_dtype)
-    cols = _upsampling_matrix(x.shape[-1], scale).to(device=x.device, dtype=real_dtype)
-    if x.is_complex():
-        rows, cols = rows.to(x.dtype), cols.to(x.dtype)
-    return rows @ x @ cols.T
+    dtype = x.dtype if x.is_complex() else real_dtype
+
+    def matrix(length: int) -> torch.Tensor:
+        weights = _upsampling_matrix(length, scale).to(device=x.device, dtype=real_dtype)
+        return weights.to(dtype)
+
+    rows, cols = matrix(x.shape[-2]), matrix(x.shape[-1])
+    out = rows @ x @ cols.T
+    if spatial_dims == 3:
+        depth = matrix(x.shape[-3])
+        out = (depth @ out.flatten(-2)).unflatten(-1, out.shape[-2:])
+    return out

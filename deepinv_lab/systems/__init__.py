@@ -15,18 +15,25 @@ from deepinv_lab.systems.base import (
     Sum,
     System,
 )
-from deepinv_lab.systems.coils import birdcage_maps
+from deepinv_lab.systems.coils import birdcage_maps, birdcage_maps_3d
 from deepinv_lab.systems.cs import CompressedSensing
 from deepinv_lab.systems.downsampling import Downsampling
 from deepinv_lab.systems.espirit import espirit_maps
 from deepinv_lab.systems.masking import Inpainting, box_mask, random_pixel_mask
 from deepinv_lab.systems.mri import (
     FFT2,
+    FFT3,
     CoilSensitivity,
     KSpaceMask,
     MultiCoilFourier,
     MultiCoilMRI,
     SingleCoilMRI,
+)
+from deepinv_lab.systems.mri3d import (
+    MultiCoilMRI3D,
+    decouple_readout,
+    reassemble_readout,
+    reconstruct_slices,
 )
 from deepinv_lab.systems.noise import (
     ComplexGaussianNoise,
@@ -40,6 +47,7 @@ from deepinv_lab.systems.wavelet import Wavelet2D
 __all__ = [
     "Wavelet2D",
     "FFT2",
+    "FFT3",
     "NUFFT",
     "Adjoint",
     "CoilSensitivity",
@@ -54,6 +62,7 @@ __all__ = [
     "LinearSystem",
     "MultiCoilFourier",
     "MultiCoilMRI",
+    "MultiCoilMRI3D",
     "MultiCoilNUFFT",
     "Normal",
     "PoissonNoise",
@@ -64,7 +73,11 @@ __all__ = [
     "Sum",
     "System",
     "birdcage_maps",
+    "birdcage_maps_3d",
     "box_mask",
+    "decouple_readout",
     "espirit_maps",
     "random_pixel_mask",
+    "reassemble_readout",
+    "reconstruct_slices",
 ]

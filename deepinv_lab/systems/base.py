@@ -41,6 +41,19 @@ class System(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
 
+    def patch(self, region: tuple[slice, ...]) -> System:
+        """This System acting on the patch ``region`` of its measurements (one slice per
+        spatial dim of ``y``), for patch-wise reconstruction
+        (:func:`~deepinv_lab.recons.patches.patch_recon`): the System that maps the part of the
+        image seen by those measurements to ``y[..., *region]``. Local Systems override it
+        (denoising and downsampling return themselves, inpainting crops its mask); the default
+        raises a :class:`~deepinv_lab.errors.UserError`: MRI, compressed sensing and other
+        Systems whose every measurement sees the whole image cannot be restricted."""
+        raise UserError(
+            f"{type(self).__name__} cannot be restricted to patches; patch inference needs a "
+            "local System such as denoising, downsampling or inpainting"
+        )
+
     def to(self, *args, **kwargs):
         # nn.Module.to's own argument parser: the one way to read every form of .to()'s arguments
         # (device, dtype, tensor, memory_format) exactly as torch does
@@ -204,6 +217,10 @@ class Identity(LinearSystem):
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return y
+
+    def patch(self, region: tuple[slice, ...]) -> Identity:
+        """The identity on any patch: itself."""
+        return self
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):

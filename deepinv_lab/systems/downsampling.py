@@ -1,7 +1,9 @@
 """Downsampling (the super-resolution forward model): anti-alias filter, then decimation.
 
 ``A x = D (h * x)`` where ``h`` is a separable low-pass filter applied with **circular** padding
-and ``D`` keeps every ``factor``-th pixel in each direction. Circular padding makes ``A`` an exact
+and ``D`` keeps every ``factor``-th pixel in each direction. Images ``(B, C, H, W)`` and volumes
+``(B, C, D, H, W)`` alike: the number of spatial dimensions is the input's ``ndim - 2`` (2 or
+3), and the same 1-D filter runs along each spatial axis. Circular padding makes ``A`` an exact
 linear map whose transpose is as cheap as ``A`` itself: ``A^H y = h^T * U y``, zero-upsampling
 ``U`` followed by the flipped filter, wrapped around the borders (DeepInverse's ``Downsampling``
 makes the same choice). The price: pixels within ``2 * factor`` of a border (bicubic) see the
@@ -10,7 +12,7 @@ opposite border.
 Output pixel ``i`` of a ``"box"`` or ``"bicubic"`` filter is centred on the input block
 ``[factor * i, factor * i + factor)``, i.e. at input coordinate ``u = factor * (i + 0.5) - 0.5``,
 the alignment of MATLAB's ``imresize``, PIL and ``torch.nn.functional.interpolate(...,
-align_corners=False)``. Filters (1-D taps, applied along H then W):
+align_corners=False)``. Filters (1-D taps, applied along each spatial axis in turn):
 
 * ``"box"``: the block mean, ``y_i = mean(x[factor * i : factor * (i + 1)])``.
 * ``"bicubic"``: Keys' cubic kernel with ``a = -0.5`` stretched by the factor, weights
@@ -62,12 +64,15 @@ class Downsampling(LinearSystem):
     (``conv_transpose``), with the circular wrap folded back.
 
     Args:
-        factor: integer downsampling factor (>= 1); H and W must be multiples of it.
+        factor: integer downsampling factor (>= 1); every spatial size must be a multiple of it.
         filter: ``"bicubic"`` (MATLAB ``imresize`` antialiasing kernel), ``"box"`` (block mean) or
             ``"none"`` (plain decimation).
 
-    Shapes: ``(B, C, H, W)`` real or complex -> ``(B, C, H / factor, W / factor)``; complex images
-    are filtered part by part with the real filter.
+    Shapes: ``(B, C, H, W)`` real or complex -> ``(B, C, H / factor, W / factor)``, and volumes
+    ``(B, C, D, H, W)`` -> ``(B, C, D / factor, H / factor, W / factor)`` (separable: block
+    means for ``box``, tricubic for ``bicubic``); the number of spatial dimensions is inferred
+    from the input's ``ndim`` (4: image, 5: volume). Complex inputs are filtered part by part
+    with the real filter.
     """
 
     accepts_real = True
@@ -84,10 +89,10 @@ class Downsampling(LinearSystem):
 
     def _check_image(self, x: torch.Tensor) -> None:
         f = self.factor
-        if x.ndim != 4 or x.shape[-2] % f or x.shape[-1] % f:
+        if x.ndim not in (4, 5) or any(size % f for size in x.shape[2:]):
             raise ValueError(
-                f"Downsampling: expected images (B, C, H, W) with H and W multiples of the factor "
-                f"{f}, got shape {tuple(x.shape)}"
+                f"Downsampling: expected images (B, C, H, W) or volumes (B, C, D, H, W) with "
+                f"spatial sizes multiples of the factor {f}, got shape {tuple(x.shape)}"
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,28 +100,39 @@ class Downsampling(LinearSystem):
         return apply_to_real_parts(self._filter_decimate, x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        if y.ndim != 4:
+        if y.ndim not in (4, 5):
             raise ValueError(
-                f"Downsampling: expected low-resolution images (B, C, h, w), got shape "
-                f"{tuple(y.shape)}"
+                f"Downsampling: expected low-resolution images (B, C, h, w) or volumes "
+                f"(B, C, d, h, w), got shape {tuple(y.shape)}"
             )
         return apply_to_real_parts(self._upsample_filter, y)
 
+    def patch(self, region: tuple[slice, ...]) -> Downsampling:
+        """The System acting on a patch of the image: this one (the filter is shift-invariant;
+        the patch's own borders wrap circularly, so overlapping-patch inference should discard
+        a margin of ``2 * factor`` pixels for ``"bicubic"``)."""
+        return self
+
     def _filter_decimate(self, x: torch.Tensor) -> torch.Tensor:
         taps = self.taps.to(device=x.device, dtype=x.dtype)
-        for dim in (-2, -1):
+        for dim in range(2, x.ndim):
             x = _filter_decimate_1d(x, taps, self.start, self.factor, dim)
         return x
 
     def _upsample_filter(self, y: torch.Tensor) -> torch.Tensor:
         taps = self.taps.to(device=y.device, dtype=y.dtype)
-        for dim in (-1, -2):
+        for dim in reversed(range(2, y.ndim)):
             y = _upsample_filter_1d(y, taps, self.start, self.factor, dim)
         return y
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         return cls(2, "bicubic"), torch.randn(batch_size, 2, 6, 8, dtype=dtype)
+
+    @classmethod
+    def example_3d(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        """A volume instance: ``(B, 2, 4, 6, 8)`` -> ``(B, 2, 2, 3, 4)``."""
+        return cls(2, "bicubic"), torch.randn(batch_size, 2, 4, 6, 8, dtype=dtype)
 
 
 def _filter_decimate_1d(

@@ -44,6 +44,15 @@ class Inpainting(LinearSystem):
         """The same System observing another set of pixels (self-supervised splits)."""
         return type(self)(mask)
 
+    def patch(self, region: tuple[slice, ...]) -> Inpainting:
+        """Inpainting of the patch ``region`` (slices over ``(H, W)``): the mask cropped to it."""
+        if len(region) != self.mask.ndim - 2:
+            raise UserError(
+                f"Inpainting.patch: expected one slice per spatial dim of the mask "
+                f"{tuple(self.mask.shape)}, got {len(region)}"
+            )
+        return type(self)(self.mask[(..., *region)])
+
     def _mask_for(self, x: torch.Tensor) -> torch.Tensor:
         mask = self.mask
         if (

@@ -8,6 +8,10 @@ Multicoil Cartesian MRI is ``A = M F S``:
 
 All tensors are native complex; masks are real (0/1) and broadcast against k-space, e.g.
 ``(B, 1, 1, W)`` for fastMRI-style column masks.
+
+Volumes: :class:`FFT3` is the centered 3D FFT, :class:`CoilSensitivity` and :class:`KSpaceMask`
+take volumes ``(B, coils, X, Y, Z)`` as well, and
+:class:`~deepinv_lab.systems.mri3d.MultiCoilMRI3D` assembles 3D Cartesian MRI from them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from deepinv_lab.errors import UserError
-from deepinv_lab.functional import fft2c, ifft2c
+from deepinv_lab.functional.fft import fft2c, fft3c, ifft2c, ifft3c
 from deepinv_lab.systems.base import Composition, LinearSystem, real_dtype
 
 
@@ -34,6 +38,27 @@ class FFT2(LinearSystem):
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         return cls(), torch.randn(batch_size, 3, 8, 7, dtype=dtype)
+
+
+class FFT3(LinearSystem):
+    """Centered orthonormal 3D FFT over the last three dimensions (fastMRI's conventions:
+    ``fftshift(fftn(ifftshift(x), norm="ortho"))``); unitary, so ``A^H = A^{-1}``.
+
+    Shapes: complex ``(..., X, Y, Z)`` -> the same.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fft3c(x)
+
+    def adjoint(self, k: torch.Tensor) -> torch.Tensor:
+        return ifft3c(k)
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @classmethod
+    def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        return cls(), torch.randn(batch_size, 2, 6, 5, 4, dtype=dtype)
 
 
 class KSpaceMask(LinearSystem):
@@ -83,6 +108,12 @@ class KSpaceMask(LinearSystem):
         mask = (torch.rand(batch_size, 1, 1, 7) > 0.5).to(real_dtype(dtype))
         return cls(mask), torch.randn(batch_size, 3, 8, 7, dtype=dtype)
 
+    @classmethod
+    def example_3d(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        """A ky-kz mask ``(B, 1, 1, 6, 5)`` on volume k-space ``(B, 3, 4, 6, 5)``."""
+        mask = (torch.rand(batch_size, 1, 1, 6, 5) > 0.5).to(real_dtype(dtype))
+        return cls(mask), torch.randn(batch_size, 3, 4, 6, 5, dtype=dtype)
+
 
 def _acs_widths(widths: int | torch.Tensor | None, width: int) -> torch.Tensor | None:
     """``num_low_frequencies`` as a ``(B,)`` (or ``(1,)``) long tensor, checked against the
@@ -107,40 +138,43 @@ class CoilSensitivity(LinearSystem):
     ``S^H`` combines coil images with the conjugate maps: ``sum_c conj(s_c) y_c``.
 
     Args:
-        coil_maps: complex ``(B, coils, H, W)`` sensitivity maps.
+        coil_maps: complex ``(B, coils, H, W)`` sensitivity maps, or ``(B, coils, X, Y, Z)`` for
+            volumes (the number of spatial dimensions follows from the maps).
     """
 
     def __init__(self, coil_maps: torch.Tensor):
         super().__init__()
-        if coil_maps.ndim != 4 or not coil_maps.is_complex():
+        if coil_maps.ndim not in (4, 5) or not coil_maps.is_complex():
             raise UserError(
-                "CoilSensitivity expects complex coil maps of shape (B, coils, H, W), got "
-                f"dtype {coil_maps.dtype} with shape {tuple(coil_maps.shape)}"
+                "CoilSensitivity expects complex coil maps of shape (B, coils, H, W) or "
+                f"(B, coils, X, Y, Z), got dtype {coil_maps.dtype} with shape "
+                f"{tuple(coil_maps.shape)}"
             )
         self.register_buffer("coil_maps", coil_maps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.coil_maps
+        spatial = maps.shape[2:]
         if not x.is_complex():
             raise ValueError(
-                f"CoilSensitivity expects a complex image (B, 1, H, W), got dtype {x.dtype}; "
-                "make it complex first, e.g. x.to(torch.complex64)"
+                f"CoilSensitivity expects a complex image (B, 1, {', '.join(map(str, spatial))})"
+                f", got dtype {x.dtype}; make it complex first, e.g. x.to(torch.complex64)"
             )
         if (
-            x.ndim != 4
+            x.ndim != maps.ndim
             or x.shape[1] != 1
-            or x.shape[-2:] != maps.shape[-2:]
+            or x.shape[2:] != spatial
             or (x.shape[0] not in (1, maps.shape[0]) and maps.shape[0] != 1)
         ):
             raise ValueError(
                 f"CoilSensitivity: image of shape {tuple(x.shape)} does not fit coil maps of shape "
-                f"{tuple(maps.shape)}; expected (B, 1, {maps.shape[-2]}, {maps.shape[-1]})"
+                f"{tuple(maps.shape)}; expected (B, 1, {', '.join(map(str, spatial))})"
             )
         return maps * x
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         maps = self.coil_maps
-        if y.ndim != 4 or y.shape[1:] != maps.shape[1:]:
+        if y.ndim != maps.ndim or y.shape[1:] != maps.shape[1:]:
             raise ValueError(
                 f"CoilSensitivity: coil images of shape {tuple(y.shape)} do not fit coil maps of "
                 f"shape {tuple(maps.shape)}"
@@ -151,6 +185,12 @@ class CoilSensitivity(LinearSystem):
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
         maps = torch.randn(batch_size, 3, 8, 7, dtype=dtype)
         return cls(maps), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
+
+    @classmethod
+    def example_3d(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
+        """A volume instance: maps ``(B, 3, 4, 6, 5)``, input ``(B, 1, 4, 6, 5)``."""
+        maps = torch.randn(batch_size, 3, 4, 6, 5, dtype=dtype)
+        return cls(maps), torch.randn(batch_size, 1, 4, 6, 5, dtype=dtype)
 
 
 class MaskedComposition(Composition):
@@ -188,6 +228,11 @@ class MultiCoilMRI(MaskedComposition):
         mask: torch.Tensor,
         num_low_frequencies: int | torch.Tensor | None = None,
     ):
+        if coil_maps.ndim == 5:
+            raise UserError(
+                f"MultiCoilMRI: coil maps of shape {tuple(coil_maps.shape)} are volumes; use "
+                "deepinv_lab.systems.mri3d.MultiCoilMRI3D for (B, coils, X, Y, Z)"
+            )
         coils = CoilSensitivity(coil_maps)
         sampling = KSpaceMask(mask, num_low_frequencies)
         kspace_shape = coil_maps.shape
@@ -216,27 +261,12 @@ class MultiCoilMRI(MaskedComposition):
         return self.systems[2]
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
-        """``A^H A x = S^H F^H M F S x``, computed with as few passes as the maths allows.
-
-        ``F^H M F`` is a circular convolution, so it commutes with the cyclic shifts of the
-        centered FFT: ``ifft2c(M fft2c(z)) = ifft(ifftshift(M) fft(z))`` with plain FFTs and only
-        the (small) mask shifted. And it only needs transforms along the axes the mask varies on:
-        for a column mask ``(B, 1, 1, W)`` the FFTs along ``H`` cancel and 1D FFTs along ``W``
-        remain.
-        """
+        """``A^H A x = S^H F^H M F S x``, computed with as few passes as the maths allows
+        (:func:`masked_sense_normal`: for a column mask ``(B, 1, 1, W)``, 1D FFTs along ``W``)."""
         maps = self.coil_maps
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != maps.shape[-2:] or not x.is_complex():
             return super().normal(x)  # the primitives raise their errors
-        weights = self.mask.square()  # M^H M: the mask itself only for 0/1 masks
-        dims = tuple(d for d in (-2, -1) if weights.shape[d] != 1)
-        coil_images = maps * x
-        if not dims:  # one weight per sample: no transform at all
-            return torch.linalg.vecdot(maps, coil_images.mul_(weights), dim=1).unsqueeze(1)
-        kspace = torch.fft.fftn(coil_images, dim=dims, norm="ortho")
-        # in place on a fresh tensor: fft's backward needs none of it
-        kspace.mul_(torch.fft.ifftshift(weights, dim=dims))
-        coil_images = torch.fft.ifftn(kspace, dim=dims, norm="ortho")
-        return torch.linalg.vecdot(maps, coil_images, dim=1).unsqueeze(1)
+        return masked_sense_normal(maps, self.mask, x)
 
     @classmethod
     def example(cls, batch_size: int = 2, dtype: torch.dtype = torch.complex64):
@@ -245,6 +275,29 @@ class MultiCoilMRI(MaskedComposition):
         sampled = torch.rand(batch_size, 1, 1, 7) > 0.5
         mask = (sampled * (0.25 + torch.rand(batch_size, 1, 1, 7))).to(real_dtype(dtype))
         return cls(maps, mask), torch.randn(batch_size, 1, 8, 7, dtype=dtype)
+
+
+def masked_sense_normal(maps: torch.Tensor, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``S^H F^H M^H M F S x`` for centered FFTs over the spatial dimensions of ``maps``
+    (``(B, coils, *spatial)``, 2 or 3 spatial dimensions) and a mask broadcastable against them.
+
+    ``F^H M F`` is a circular convolution, so it commutes with the cyclic shifts of the centered
+    FFT: ``ifftc(M fftc(z)) = ifft(ifftshift(M) fft(z))`` with plain FFTs and only the (small)
+    mask shifted. And it only needs transforms along the axes the mask varies on: the transforms
+    along the others cancel (for a column mask ``(B, 1, 1, W)`` 1D FFTs along ``W`` remain; for a
+    ky-kz mask ``(B, 1, 1, Y, Z)`` of a volume, 2D FFTs along ``Y, Z``).
+    """
+    weights = mask.square()  # M^H M: the mask itself only for 0/1 masks
+    spatial = range(-(maps.ndim - 2), 0)
+    dims = tuple(d for d in spatial if weights.shape[d] != 1)
+    coil_images = maps * x
+    if not dims:  # one weight per sample: no transform at all
+        return torch.linalg.vecdot(maps, coil_images.mul_(weights), dim=1).unsqueeze(1)
+    kspace = torch.fft.fftn(coil_images, dim=dims, norm="ortho")
+    # in place on a fresh tensor: fft's backward needs none of it
+    kspace.mul_(torch.fft.ifftshift(weights, dim=dims))
+    coil_images = torch.fft.ifftn(kspace, dim=dims, norm="ortho")
+    return torch.linalg.vecdot(maps, coil_images, dim=1).unsqueeze(1)
 
 
 class MultiCoilFourier(MaskedComposition):

@@ -54,6 +54,16 @@ def _check_floating(y: torch.Tensor, owner: str) -> None:
         raise TypeError(f"{owner} expects floating-point or complex data, got {y.dtype}")
 
 
+def _check_patchable(level: torch.Tensor | None, name: str, owner: str) -> None:
+    """Noise is pixel-wise, so a System of it acts on a patch as on the whole image, unless its
+    level varies over the image (a level map would need cropping)."""
+    if level is not None and level.ndim > 1 and any(size > 1 for size in level.shape[2:]):
+        raise UserError(
+            f"{owner}: a {name} of shape {tuple(level.shape)} varies over the image; patch "
+            "inference needs a scalar or per-sample level"
+        )
+
+
 def _add_gaussian_noise(
     y: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
@@ -73,7 +83,8 @@ class GaussianNoise(System):
         sigma: noise level >= 0: a float, a ``(B,)`` tensor (per sample) or a tensor broadcastable
             against the data.
 
-    Shapes: any ``y``; the output has the shape and dtype of ``y``.
+    Shapes: any ``y`` (images ``(B, C, H, W)``, volumes ``(B, C, X, Y, Z)``, k-space); the
+    output has the shape and dtype of ``y``.
     """
 
     def __init__(self, sigma: float | torch.Tensor):
@@ -89,6 +100,11 @@ class GaussianNoise(System):
     def forward(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_floating(y, type(self).__name__)
         return _add_gaussian_noise(y, self.noise_sigma(y), generator)
+
+    def patch(self, region: tuple[slice, ...]) -> GaussianNoise:
+        """The noise on a patch (images or volumes): this System (noise is pixel-wise)."""
+        _check_patchable(self.sigma, "sigma", type(self).__name__)
+        return self
 
 
 class ComplexGaussianNoise(GaussianNoise):
@@ -151,6 +167,16 @@ class ComplexGaussianNoise(GaussianNoise):
             raise TypeError(f"ComplexGaussianNoise expects complex data, got {y.dtype}")
         return _add_gaussian_noise(y, self.noise_sigma(y), generator)
 
+    def patch(self, region: tuple[slice, ...]) -> ComplexGaussianNoise:
+        """This System, for a ``sigma``; an ``snr_db`` level follows the whole sample's power,
+        which a patch does not see, and raises a :class:`~deepinv_lab.errors.UserError`."""
+        if self.snr_db is not None:
+            raise UserError(
+                "ComplexGaussianNoise: a level given as snr_db depends on the whole sample; "
+                "patch inference needs sigma"
+            )
+        return super().patch(region)
+
 
 class RandomSigmaGaussianNoise(System):
     """Gaussian noise with a level drawn per sample, ``sigma_b ~ U[sigma_min, sigma_max]``, for
@@ -203,6 +229,10 @@ class RandomSigmaGaussianNoise(System):
         noisy = _add_gaussian_noise(y, sigma.reshape(-1, *([1] * (y.ndim - 1))), generator)
         return (noisy, sigma) if return_sigma else noisy
 
+    def patch(self, region: tuple[slice, ...]) -> RandomSigmaGaussianNoise:
+        """The noise on a patch: this System (noise is pixel-wise)."""
+        return self
+
 
 class PoissonNoise(System):
     """Photon-counting noise ``y = Poisson(gain * x) / gain``, so ``E[y] = x`` and
@@ -231,3 +261,8 @@ class PoissonNoise(System):
             )
         gain = _per_sample(self.gain, x, "gain", type(self).__name__)
         return torch.poisson(x * gain, generator=generator) / gain
+
+    def patch(self, region: tuple[slice, ...]) -> PoissonNoise:
+        """The noise on a patch (images or volumes): this System (noise is pixel-wise)."""
+        _check_patchable(self.gain, "gain", type(self).__name__)
+        return self

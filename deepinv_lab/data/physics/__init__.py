@@ -23,11 +23,14 @@ from deepinv_lab.data.physics.mri import (
     NonCartesianMRIPhysics,
     SingleCoilMRIPhysics,
 )
+from deepinv_lab.data.physics.mri3d import BirdcageCoils3D, Cartesian3DMRIPhysics
 from deepinv_lab.data.physics.noise import Gaussian, NoiseModel, Poisson
 
 __all__ = [
     "NOISE_SEED",
     "BirdcageCoils",
+    "BirdcageCoils3D",
+    "Cartesian3DMRIPhysics",
     "CartesianMRIPhysics",
     "CartesianMask",
     "CoilCompression",

@@ -10,7 +10,10 @@
   :class:`PoissonDiscMaskFunc`) and :mod:`~deepinv_lab.systems.sampling.variable_density`
   (:func:`variable_density_mask`, :class:`VariableDensityMaskFunc`);
 * :mod:`~deepinv_lab.systems.sampling.layout` -- fastMRI layout to the project's
-  (:func:`to_column_mask`, :func:`to_kspace_mask`, :func:`batch_masks`).
+  (:func:`to_column_mask`, :func:`to_kspace_mask`, :func:`to_kykz_mask`, :func:`batch_masks`).
+
+Volumes: a 2D mask function called with a volume's k-space shape ``(coils, X, Y, Z, 2)`` draws
+the ky-kz plane ``(Y, Z)`` with its calibration block; :func:`to_kykz_mask` gives ``(1, 1, Y, Z)``.
 
 Every mask function is called as fastMRI's, ``mask_func(shape, offset=None, seed=None)`` with a
 k-space shape ``(..., H, W, 2)``, and returns a :class:`SampledMask` ``(mask,
@@ -33,7 +36,12 @@ from deepinv_lab.systems.sampling.columns import (
     RandomMaskFunc,
     create_mask_for_mask_type,
 )
-from deepinv_lab.systems.sampling.layout import batch_masks, to_column_mask, to_kspace_mask
+from deepinv_lab.systems.sampling.layout import (
+    batch_masks,
+    to_column_mask,
+    to_kspace_mask,
+    to_kykz_mask,
+)
 from deepinv_lab.systems.sampling.masks2d import MaskFunc2D, calibration_slices
 from deepinv_lab.systems.sampling.poisson import PoissonDiscMaskFunc, poisson_disc_mask
 from deepinv_lab.systems.sampling.variable_density import (
@@ -59,5 +67,6 @@ __all__ = [
     "poisson_disc_mask",
     "to_column_mask",
     "to_kspace_mask",
+    "to_kykz_mask",
     "variable_density_mask",
 ]

@@ -1,6 +1,7 @@
 """From the fastMRI layout that mask functions return to the project's: one sample's mask
 ``(1, H or 1, W)``, which broadcasts against complex k-space ``(coils, H, W)``, and a batch of
-them ``(B, 1, H or 1, W)``, which the MRI Systems take."""
+them ``(B, 1, H or 1, W)``, which the MRI Systems take; for volumes, the ky-kz mask
+``(1, 1, Y or 1, Z)`` (:func:`to_kykz_mask`)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,19 @@ def to_kspace_mask(mask: torch.Tensor) -> torch.Tensor:
             f"got {tuple(mask.shape)}"
         )
     return mask.reshape(1, mask.shape[-3], mask.shape[-2])
+
+
+def to_kykz_mask(mask: torch.Tensor) -> torch.Tensor:
+    """fastMRI-layout mask ``(1, ..., 1, Y', Z, 1)`` -> ky-kz mask ``(1, 1, Y', Z)`` of a volume,
+    ``Y'`` being ``Y`` or 1.
+
+    A 2D mask function called with a volume's k-space shape ``(coils, X, Y, Z, 2)`` draws the
+    ``(Y, Z)`` phase-encode plane, calibration block included; the result broadcasts against one
+    sample's complex k-space ``(coils, X, Y, Z)`` (constant along the readout ``X``), and a batch
+    of them collates to the ``(B, 1, 1, Y, Z)`` that
+    :class:`~deepinv_lab.systems.mri3d.MultiCoilMRI3D` takes.
+    """
+    return to_kspace_mask(mask).unsqueeze(0)
 
 
 def batch_masks(
