@@ -21,6 +21,8 @@ setup(
         "tensorboard>=2.14",
         "numpy>=1.24",
         "nibabel>=5.0",
+        # Multi-page TIFF volume stacks (deepinv_lab/data/volumes.py).
+        "tifffile>=2022.5",
         # Ships the MNI152 T1 template used as built-in data (deepinv_lab/data/builtin.py).
         "nilearn>=0.10",
         # NUFFT (systems/nufft/): FINUFFT on the CPU; torchkbnufft for devices FINUFFT lacks.

@@ -19,6 +19,7 @@ _DATAMODULES = {
     "FastMRIDataModule": "deepinv_lab.data.fastmri_datamodule",
     "ImageFolderDenoisingDataModule": "deepinv_lab.data.folder_datamodules",
     "PairedSRDataModule": "deepinv_lab.data.folder_datamodules",
+    "PairedVolumeSRDataModule": "deepinv_lab.data.volume_datamodules",
     # not a DataModule, but imports h5py: lazy too
     "FastMRISliceDataset": "deepinv_lab.data.fastmri",
     "collate_fastmri": "deepinv_lab.data.fastmri",

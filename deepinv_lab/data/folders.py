@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -52,6 +52,62 @@ _SHOWN = 5
 def _listing(names: Sequence[str]) -> str:
     shown = ", ".join(repr(name) for name in names[:_SHOWN])
     return shown + (f", ... ({len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
+
+
+def match_low_resolution(
+    names: Sequence[str],
+    stems: Sequence[str],
+    lr_files: Sequence[Path],
+    hr_root: Path,
+    lr_root: Path,
+    lr_suffix: str,
+    lr_key: Callable[[Path], str],
+    noun: str = "files",
+) -> list[Path]:
+    """The low-resolution file of each high-resolution one, for paired LR/HR folders.
+
+    Args:
+        names: the HR files' paths relative to ``hr_root`` (for messages).
+        stems: the HR files' relative paths without extension; the LR file of each is the one
+            whose ``lr_key`` is ``stem + lr_suffix``.
+        lr_files: the candidate LR files.
+        lr_key: an LR file's relative path without extension.
+        noun: ``"files"`` or ``"volumes"``, for messages.
+
+    Raises a :class:`~deepinv_lab.errors.UserError` naming the folders and files when two LR
+    files share a key, an HR file has no LR file, or an LR file has no HR file.
+    """
+    by_key: dict[str, Path] = {}
+    for path in lr_files:
+        key = lr_key(path)
+        if key in by_key:
+            raise UserError(
+                f"two low-resolution files under {str(lr_root)!r} have the name "
+                f"{key!r} but different extensions: {by_key[key].name}, {path.name}"
+            )
+        by_key[key] = path
+    wanted = [stem + lr_suffix for stem in stems]
+    missing = [name for name, key in zip(names, wanted, strict=True) if key not in by_key]
+    extra = sorted(set(by_key) - set(wanted))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(
+                f"{len(missing)} of {len(names)} high-resolution {noun} under "
+                f"{str(hr_root)!r} have no low-resolution file "
+                f"<stem>{lr_suffix}.<ext> under {str(lr_root)!r}: {_listing(missing)}"
+            )
+        if extra:
+            unmatched = [by_key[key].relative_to(lr_root).as_posix() for key in extra]
+            parts.append(
+                f"{len(extra)} of {len(by_key)} low-resolution {noun} under "
+                f"{str(lr_root)!r} have no high-resolution file: {_listing(unmatched)}"
+            )
+        raise UserError(
+            "; ".join(parts) + f" (LR name = HR stem + lr_suffix {lr_suffix!r}; check "
+            "the folders, scale and lr_suffix)"
+        )
+    return [by_key[key] for key in wanted]
 
 
 class TooFewImagesError(UserError):
@@ -471,38 +527,15 @@ class PairedFolder(_FolderDataset):
 
     def _match(self, lr_files: list[Path]) -> list[Path]:
         """The LR file of each HR file, matched by relative path (class docstring)."""
-        by_key: dict[str, Path] = {}
-        for path in lr_files:
-            key = path.relative_to(self.lr_root).with_suffix("").as_posix()
-            if key in by_key:
-                raise UserError(
-                    f"two low-resolution files under {str(self.lr_root)!r} have the name "
-                    f"{key!r} but different extensions: {by_key[key].name}, {path.name}"
-                )
-            by_key[key] = path
-        wanted = [Path(name).with_suffix("").as_posix() + self.lr_suffix for name in self.names]
-        missing = [name for name, key in zip(self.names, wanted, strict=True) if key not in by_key]
-        extra = sorted(set(by_key) - set(wanted))
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(
-                    f"{len(missing)} of {len(self.names)} high-resolution files under "
-                    f"{str(self.hr_root)!r} have no low-resolution file "
-                    f"<stem>{self.lr_suffix}.<ext> under {str(self.lr_root)!r}: {_listing(missing)}"
-                )
-            if extra:
-                unmatched = [by_key[key].relative_to(self.lr_root).as_posix() for key in extra]
-                parts.append(
-                    f"{len(extra)} of {len(by_key)} low-resolution files under "
-                    f"{str(self.lr_root)!r} have no high-resolution file: "
-                    f"{_listing(unmatched)}"
-                )
-            raise UserError(
-                "; ".join(parts) + f" (LR name = HR stem + lr_suffix {self.lr_suffix!r}; check "
-                "the folders, scale and lr_suffix)"
-            )
-        return [by_key[key] for key in wanted]
+        return match_low_resolution(
+            self.names,
+            [Path(name).with_suffix("").as_posix() for name in self.names],
+            lr_files,
+            self.hr_root,
+            self.lr_root,
+            self.lr_suffix,
+            lambda path: path.relative_to(self.lr_root).with_suffix("").as_posix(),
+        )
 
     def _check_pair(self, i: int, hr_size: tuple[int, int], lr_size: tuple[int, int]) -> None:
         if (lr_size[0] * self.scale, lr_size[1] * self.scale) != tuple(hr_size):

@@ -3,12 +3,14 @@
 
 from deepinv_lab.data.sources.base import Source, SourceSplit
 from deepinv_lab.data.sources.brain import BuiltinBrain
+from deepinv_lab.data.sources.brain_volume import BuiltinBrainVolume
 from deepinv_lab.data.sources.fastmri import FastMRICoilImages
 from deepinv_lab.data.sources.folder import FolderImages
 from deepinv_lab.data.sources.photos import BuiltinMicroCT, BuiltinPhotos
 
 __all__ = [
     "BuiltinBrain",
+    "BuiltinBrainVolume",
     "BuiltinMicroCT",
     "BuiltinPhotos",
     "FastMRICoilImages",

@@ -26,6 +26,18 @@ TRAIN_ORDER_SEED = 0
 TEMPLATE_SHAPE = (233, 197)
 
 
+def flip_and_scale(
+    magnitude: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, float]:
+    """The training draws of the built-in brain: a left-right flip (last axis) with probability
+    1/2 and an intensity scale uniform in ``[0.75, 1.25]``; returns the image and its data range
+    (the scale)."""
+    if torch.rand((), generator=generator) < 0.5:
+        magnitude = magnitude.flip(-1)
+    scale = float(0.75 + 0.5 * torch.rand((), generator=generator))
+    return magnitude * scale, scale
+
+
 class BuiltinBrain(Source):
     """Axial slices of the MNI152 T1 template, the built-in MRI ground truth (no download; see
     :mod:`deepinv_lab.data.builtin` and docs/data.md).
@@ -127,10 +139,7 @@ class BrainSlices(SourceSplit):
         magnitude = self._image(index)
         max_value = 1.0
         if training:
-            if torch.rand((), generator=generator) < 0.5:
-                magnitude = magnitude.flip(-1)
-            scale = float(0.75 + 0.5 * torch.rand((), generator=generator))
-            magnitude, max_value = magnitude * scale, max_value * scale
+            magnitude, max_value = flip_and_scale(magnitude, generator)
         if self.complex_images:
             phase = smooth_phase(tuple(magnitude.shape), generator, self.source.max_phase)
             x = torch.polar(magnitude, phase)[None]
