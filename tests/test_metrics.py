@@ -308,3 +308,74 @@ def test_volume_metrics_without_ids_treat_samples_as_volumes():
     torch.testing.assert_close(
         metric.compute()["psnr"], psnr(pred, target, 1.0).mean().double(), rtol=1e-6, atol=0
     )
+
+
+def _ssim3d_by_windows(pred: np.ndarray, target: np.ndarray, data_range: float, win: int = 7):
+    """3D SSIM written out: the statistics of every win^3 cube inside the volume, averaged."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    values = []
+    depth, height, width = target.shape
+    for d in range(depth - win + 1):
+        for h in range(height - win + 1):
+            for w in range(width - win + 1):
+                x = pred[d : d + win, h : h + win, w : w + win].ravel()
+                y = target[d : d + win, h : h + win, w : w + win].ravel()
+                vx, vy = x.var(ddof=1), y.var(ddof=1)
+                vxy = np.cov(x, y, ddof=1)[0, 1]
+                ux, uy = x.mean(), y.mean()
+                numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
+                values.append(numerator / ((ux**2 + uy**2 + c1) * (vx + vy + c2)))
+    return float(np.mean(values))
+
+
+def test_ssim_of_volumes_is_the_mean_over_all_cubic_windows():
+    rng = np.random.default_rng(3)
+    target = np.abs(ndi.gaussian_filter(rng.standard_normal((2, 9, 10, 11)), 1.5)) * 10
+    pred = np.abs(target + 0.1 * target.max() * rng.standard_normal(target.shape))
+    data_range = target.reshape(2, -1).max(axis=1)
+    expected = [_ssim3d_by_windows(pred[i], target[i], data_range[i]) for i in range(2)]
+    # skimage's structural_similarity on a 3D array uses the same cubic window
+    skimage_values = [
+        structural_similarity(target[i], pred[i], win_size=7, data_range=data_range[i])
+        for i in range(2)
+    ]
+    np.testing.assert_allclose(skimage_values, expected, rtol=1e-10)
+    p, t = torch.from_numpy(pred)[:, None], torch.from_numpy(target)[:, None]
+    got = ssim(p, t, torch.from_numpy(data_range))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10)
+    assert ssim_map(p, t, 1.0).shape == (2, 1, 3, 4, 5)
+    torch.testing.assert_close(ssim(t, t, 1.0), torch.ones(2, dtype=t.dtype))
+    # an isotropic window: the axes' order does not matter
+    permuted = ssim(
+        p.permute(0, 1, 4, 2, 3), t.permute(0, 1, 4, 2, 3), torch.from_numpy(data_range)
+    )
+    torch.testing.assert_close(permuted, got)
+    # SSIMMetric and VolumeMetrics take volumes too
+    metric = SSIMMetric()
+    metric.update(p.float(), t.float(), torch.from_numpy(data_range).float())
+    torch.testing.assert_close(metric.compute(), got.float().mean(), rtol=1e-5, atol=0)
+    volumes = VolumeMetrics()
+    volumes.update(p, t, torch.from_numpy(data_range))
+    per_volume = sorted(v["ssim"] for v in volumes.per_volume().values())
+    assert per_volume == pytest.approx(sorted(expected), rel=1e-10)
+
+
+def test_volume_of_identical_slices_has_the_2d_statistics_of_its_slice():
+    """Constant along depth, each cube has its 7x7 square's means and (biased) variances: the
+    3D SSIM equals the 2D SSIM once the sample-covariance factors N / (N - 1) agree."""
+    pred, target = smooth_pair((1, 1, 20, 20), seed=5)
+    p2, t2 = torch.from_numpy(pred), torch.from_numpy(target)
+    p3, t3 = (a.unsqueeze(2).expand(-1, -1, 7, -1, -1) for a in (p2, t2))
+    # k2 = 0: c2 = 0, so the covariance factor cancels in (2 vxy) / (vx + vy)
+    torch.testing.assert_close(ssim(p3, t3, 1.0, k2=0.0), ssim(p2, t2, 1.0, k2=0.0))
+    assert not torch.allclose(ssim(p3, t3, 1.0), ssim(p2, t2, 1.0), rtol=1e-9, atol=0)
+
+
+def test_psnr_and_nmse_of_volumes_are_over_all_voxels():
+    pred, target = smooth_pair((2, 1, 5, 12, 12), seed=4)
+    p, t = torch.from_numpy(pred), torch.from_numpy(target)
+    flat_p, flat_t = p.reshape(2, 5, 12, 12), t.reshape(2, 5, 12, 12)
+    torch.testing.assert_close(psnr(p, t, 2.0), psnr(flat_p, flat_t, 2.0))
+    torch.testing.assert_close(nmse(p, t), nmse(flat_p, flat_t))
+    with pytest.raises(ValueError, match=r"7x7x7 window"):
+        ssim(p, t, 1.0)

@@ -23,6 +23,29 @@ def image_grid(images: list[torch.Tensor], max_value: float | torch.Tensor) -> t
     return torch.cat(scaled, dim=-1)
 
 
+#: the orthogonal mid-slices of a ``(C, D, H, W)`` volume, in the order :func:`mid_slices` returns
+SLICE_NAMES = ("axial", "coronal", "sagittal")
+
+
+def mid_slices(volume: torch.Tensor) -> list[torch.Tensor]:
+    """The three orthogonal slices through the centre of a ``(C, D, H, W)`` volume: axial
+    ``(C, H, W)`` (middle of D), coronal ``(C, D, W)`` (middle of H), sagittal ``(C, D, H)``
+    (middle of W)."""
+    depth, height, width = volume.shape[-3:]
+    return [volume[:, depth // 2], volume[:, :, height // 2], volume[:, :, :, width // 2]]
+
+
+def volume_grid(volumes: list[torch.Tensor], max_value: float | torch.Tensor) -> torch.Tensor:
+    """``(C, D, H, W)`` volumes as one image in ``[0, 1]``: one row per orientation (axial,
+    coronal, sagittal mid-slices), the volumes side by side, rows zero-padded to one width."""
+    rows = [
+        image_grid([mid_slices(volume)[k] for volume in volumes], max_value)
+        for k in range(len(SLICE_NAMES))
+    ]
+    width = max(row.shape[-1] for row in rows)
+    return torch.cat([F.pad(row, (0, width - row.shape[-1])) for row in rows], dim=-2)
+
+
 class ImageGridLogger(pl.Callback):
     """Logs ``target | baseline | reconstruction | 5 x |error|`` of ``num_images`` validation
     samples, spread evenly over the validation set, at every validation epoch (TensorBoard's
@@ -30,10 +53,13 @@ class ImageGridLogger(pl.Callback):
     ``val/target_recon_error/<batch index>``). With several baselines the first one (in the
     config's order) is shown. For super-resolution (an image input smaller than the target, with
     a baseline) the panels are ``LR | bicubic | SR | HR`` (``val/lr_bicubic_sr_hr/<batch
-    index>``), the LR image enlarged by pixel repetition.
+    index>``), the LR image enlarged by pixel repetition. For volumes ``(B, C, D, H, W)`` the
+    same panels show the three orthogonal mid-slices, one row each (axial, coronal, sagittal;
+    :func:`volume_grid`), tagged ``.../<panels>_mid_slices/<batch index>``.
 
     Expects ``validation_step`` to return a dict with ``output``, ``baseline`` (the first
-    baseline's images, or ``None``), ``target`` ``(B, C, H, W)`` and ``max_value`` ``(B,)``; the
+    baseline's images, or ``None``), ``target`` ``(B, C, H, W)`` or ``(B, C, D, H, W)`` and
+    ``max_value`` ``(B,)``; the
     first sample of each chosen batch is shown.
     """
 
@@ -72,7 +98,7 @@ class ImageGridLogger(pl.Callback):
         baseline = outputs.get("baseline")
         if measured is not None and measured.shape[-1] < target.shape[-1] and baseline is not None:
             # super-resolution: LR (nearest-neighbour enlarged) | bicubic | SR | HR
-            low = F.interpolate(measured[:1].float(), size=tuple(target.shape[-2:]), mode="nearest")
+            low = F.interpolate(measured[:1].float(), size=tuple(target.shape[1:]), mode="nearest")
             panels, tag = [low[0], baseline[0], output, target], "lr_bicubic_sr_hr"
         else:
             error = self.error_gain * (output - target).abs()
@@ -80,7 +106,10 @@ class ImageGridLogger(pl.Callback):
                 panels, tag = [target, baseline[0], output, error], "target_baseline_recon_error"
             else:
                 panels, tag = [target, output, error], "target_recon_error"
-        grid = image_grid(panels, outputs["max_value"][0])
+        if target.ndim == 4:  # a volume (C, D, H, W)
+            grid, tag = volume_grid(panels, outputs["max_value"][0]), f"{tag}_mid_slices"
+        else:
+            grid = image_grid(panels, outputs["max_value"][0])
         for logger in loggers:
             logger.experiment.add_image(f"val/{tag}/{batch_idx}", grid.cpu(), trainer.global_step)
 
@@ -93,7 +122,10 @@ class ReconstructionWriter(BasePredictionWriter):
 
     Batches name their volumes with ``fname`` and ``slice_num`` (the datasets of this project
     do); without them each batch is its own volume ``batch_<index>.h5``. Reconstructions
-    ``(B, 1, H, W)`` are collected per process; at the end of the epoch every process saves its
+    ``(B, 1, H, W)`` are collected per process; volumes ``(B, 1, D, H, W)`` (3D
+    reconstruction) are written as they are, ``reconstruction`` ``(D, H, W)``, each sample its
+    own file (``batch_<index>_<sample>.h5`` without ``fname``; several parts of one ``fname``
+    are stacked along D in ``slice_num`` order); at the end of the epoch every process saves its
     part, and the first one assembles the volumes, so volumes split over DDP processes come out
     whole. Written under ``output_dir`` (default: the run's log directory,
     ``reconstructions/``); existing files of the same names are replaced.
@@ -125,10 +157,10 @@ class ReconstructionWriter(BasePredictionWriter):
         dataloader_idx: int = 0,
     ) -> None:
         images = prediction.detach().float().cpu()
-        if images.ndim != 4 or images.shape[1] != 1:
+        if images.ndim not in (4, 5) or images.shape[1] != 1:
             raise UserError(
-                f"ReconstructionWriter: expected reconstructions of shape (B, 1, H, W), got "
-                f"{tuple(images.shape)}"
+                f"ReconstructionWriter: expected reconstructions of shape (B, 1, H, W) or "
+                f"(B, 1, D, H, W), got {tuple(images.shape)}"
             )
         batch = batch if isinstance(batch, dict) else {}
         if "fname" in batch and "slice_num" in batch:
@@ -136,8 +168,12 @@ class ReconstructionWriter(BasePredictionWriter):
             slices = [int(n) for n in batch["slice_num"]]
         else:
             suffix = f"_{dataloader_idx}" if dataloader_idx else ""
-            names = [f"batch_{batch_idx:05d}{suffix}"] * len(images)
-            slices = list(range(len(images)))
+            if images.ndim == 5:  # each sample a whole volume
+                names = [f"batch_{batch_idx:05d}_{i}{suffix}" for i in range(len(images))]
+                slices = [0] * len(images)
+            else:
+                names = [f"batch_{batch_idx:05d}{suffix}"] * len(images)
+                slices = list(range(len(images)))
         for name, number, image in zip(names, slices, images, strict=True):
             self._slices.setdefault(name, {})[number] = image[0]
 
@@ -169,7 +205,9 @@ class ReconstructionWriter(BasePredictionWriter):
                 volumes.setdefault(name, {}).update(slices)
         directory.mkdir(parents=True, exist_ok=True)
         for name, slices in volumes.items():
-            stacked = torch.stack([slices[n] for n in sorted(slices)]).numpy()
+            # 2D slices (H, W) stack into (slices, H, W); volumes (D, H, W) join along D
+            parts = [slices[n] for n in sorted(slices)]
+            stacked = torch.cat([p if p.ndim == 3 else p[None] for p in parts]).numpy()
             filename = name if name.endswith(".h5") else f"{name}.h5"
             with h5py.File(directory / filename, "w") as file:
                 file.create_dataset("reconstruction", data=stacked)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
@@ -20,7 +22,9 @@ from deepinv_lab.checkpoints import (
 from deepinv_lab.checkpoints.config import RUN_CONFIG_KEY
 from deepinv_lab.errors import UserError
 from deepinv_lab.functional import center_crop
+from deepinv_lab.functional.patches import BLENDINGS, check_patching
 from deepinv_lab.recons.base import Recon
+from deepinv_lab.recons.patches import patch_recon
 from deepinv_lab.training.baselines import METRIC_NAMES, baselines_by_name
 from deepinv_lab.training.losses import make_loss
 from deepinv_lab.training.metrics import VolumeMetrics
@@ -35,6 +39,65 @@ def built_from_config() -> bool:
     except ImportError:  # a Lightning without config-given hyperparameters
         return False
     return _given_hyperparameters.get() is not None
+
+
+#: the config key of :class:`PatchInference`, which its errors name
+PATCH_INFERENCE_KEY = "model.patch_inference"
+
+
+@dataclass
+class PatchInference:
+    """Validation, test and predict by overlapping patches
+    (:func:`~deepinv_lab.recons.patches.patch_recon`) for measurements too large to reconstruct
+    at once: whole volumes, large micro-CT slices. Config key ``model.init_args.patch_inference``.
+
+    Args:
+        patch_size: the patch's size in measurement pixels, one int or one per spatial dim.
+        overlap: the least overlap of neighbouring patches, smaller than ``patch_size``.
+        blending: ``"gaussian"`` (nnU-Net's weights, sigma = patch / 8) or ``"linear"`` (ramps
+            over the overlap).
+        margin: measurement pixels dropped at the patch edges inside the image, at most
+            ``overlap / 2``; a convolutional network of receptive radius ``<= margin`` then
+            gives exactly its whole-image result.
+        max_elements: the memory budget: measurements with more spatial elements per sample
+            (``H W``, or ``D H W``) are reconstructed by patches, smaller ones whole; 0 patches
+            every batch.
+    """
+
+    patch_size: int | list[int]
+    overlap: int | list[int] = 0
+    blending: str = "gaussian"
+    margin: int | list[int] = 0
+    max_elements: int = 0
+
+    def __post_init__(self):
+        key = PATCH_INFERENCE_KEY
+        for name in ("patch_size", "overlap", "margin"):
+            value = getattr(self, name)
+            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+                raise UserError(f"{key}.{name}: expected an int or a list of ints, got {value!r}")
+            lowest = 1 if name == "patch_size" else 0
+            if min(values) < lowest:
+                raise UserError(f"{key}.{name}: expected values >= {lowest}, got {value!r}")
+            setattr(self, name, value if isinstance(value, int) else tuple(values))
+        if self.blending not in BLENDINGS:
+            raise UserError(f"{key}.blending: expected one of {BLENDINGS}, got {self.blending!r}")
+        max_elements = self.max_elements
+        if isinstance(max_elements, bool) or not isinstance(max_elements, int) or max_elements < 0:
+            raise UserError(f"{key}.max_elements: expected an integer >= 0, got {max_elements!r}")
+
+    def check(self, y: torch.Tensor) -> None:
+        """Raise a :class:`~deepinv_lab.errors.UserError` naming the key unless these patches
+        tile measurements ``y`` ``(B, C, *spatial)``."""
+        shape = y.shape[2:]
+        check_patching(
+            shape, self.patch_size, self.overlap, self.margin, self.blending, PATCH_INFERENCE_KEY
+        )
+
+    def applies_to(self, y: torch.Tensor) -> bool:
+        """Whether measurements ``y`` ``(B, C, *spatial)`` exceed the budget."""
+        return math.prod(y.shape[2:]) > self.max_elements
 
 
 class ReconModule(pl.LightningModule):
@@ -75,6 +138,11 @@ class ReconModule(pl.LightningModule):
             each is logged as ``train/<name>``, their weighted sum as ``train/loss``. ``None``:
             ``loss`` against the target (``Supervised`` alone). Validation and testing always
             compare with the ground truth.
+        patch_inference: validate, test and predict by overlapping patches when a batch's
+            measurements have more than ``max_elements`` spatial elements per sample
+            (:class:`PatchInference`: ``patch_size``, ``overlap``, ``blending``, ``margin``,
+            ``max_elements``); the baselines too. Needs a local System (denoising,
+            downsampling, inpainting). ``None``: always whole. Training is never patched.
 
     Logged: ``train/loss``; ``val/loss``, ``val/ssim``, ``val/psnr``, ``val/nmse``, the same
     metrics of each baseline as ``val/<name>_*`` (``val/baseline_*`` for a single one), and the
@@ -100,6 +168,7 @@ class ReconModule(pl.LightningModule):
         baseline: Recon | dict[str, Recon] | None = None,
         init_from: str | None = None,
         objectives: list[Objective] | None = None,
+        patch_inference: PatchInference | None = None,
     ):
         super().__init__()
         if built_from_config():
@@ -110,7 +179,15 @@ class ReconModule(pl.LightningModule):
             self.save_hyperparameters(logger=False)
         else:
             self.save_hyperparameters(
-                ignore=["recon", "loss", "optimizer", "lr_scheduler", "baseline", "objectives"],
+                ignore=[
+                    "recon",
+                    "loss",
+                    "optimizer",
+                    "lr_scheduler",
+                    "baseline",
+                    "objectives",
+                    "patch_inference",
+                ],
                 logger=False,
             )
         self.recon = recon
@@ -142,6 +219,9 @@ class ReconModule(pl.LightningModule):
         self.test_results: list[dict] | None = None
         self.init_from = init_from
         self.objectives = check_objectives(objectives)
+        if isinstance(patch_inference, Mapping):  # Python callers may give a dict
+            patch_inference = PatchInference(**patch_inference)
+        self.patch_inference = patch_inference
         self._initialised = False
         #: the run's whole config (set by ``deepinv-lab fit``), stored in every checkpoint so
         #: that ``--ckpt_path`` alone rebuilds the run
@@ -189,13 +269,31 @@ class ReconModule(pl.LightningModule):
     def forward(self, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
         return self.recon(y, system)
 
-    def reconstruct(self, batch: Batch, recon: nn.Module | None = None) -> torch.Tensor:
+    def reconstruct(
+        self, batch: Batch, recon: nn.Module | None = None, patches: bool = False
+    ) -> torch.Tensor:
         """``recon(y, system)`` of a batch (default: this module's Recon), center-cropped to the
         target's size (or to ``crop_size`` for data without targets). The batch is checked
         against :class:`~deepinv_lab.batch.Batch` first: a malformed one raises a UserError
-        naming the key and the shapes."""
+        naming the key and the shapes. With ``patches`` (evaluation), measurements above the
+        :class:`PatchInference` budget are reconstructed by overlapping patches."""
         check_batch(batch, "reconstruct")
-        output = (self.recon if recon is None else recon)(batch["y"], batch["system"])
+        recon = self.recon if recon is None else recon
+        y, system = batch["y"], batch["system"]
+        options = self.patch_inference
+        if patches and options is not None and options.applies_to(y):
+            options.check(y)
+            output = patch_recon(
+                recon,
+                y,
+                system,
+                options.patch_size,
+                options.overlap,
+                options.blending,
+                options.margin,
+            )
+        else:
+            output = recon(y, system)
         target = batch.get("target")
         if target is not None:
             size = tuple(target.shape[-2:])
@@ -251,11 +349,11 @@ class ReconModule(pl.LightningModule):
 
     def _evaluate(self, batch: Batch, stage: str) -> dict:
         require_target(batch, stage)
-        output = self.reconstruct(batch)
+        output = self.reconstruct(batch, patches=True)
         target, max_value = batch["target"], batch["max_value"]
         predictions = {"": output}
         for name, recon in self.baselines.items():
-            predictions[f"{name}_"] = self.reconstruct(batch, recon)
+            predictions[f"{name}_"] = self.reconstruct(batch, recon, patches=True)
         batch_size = output.shape[0]
         loss = self.loss_fn(output, target, max_value)
         self.log(f"{stage}/loss", loss, batch_size=batch_size, sync_dist=True)
@@ -348,7 +446,7 @@ class ReconModule(pl.LightningModule):
         return self._evaluate(batch, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self.reconstruct(batch)
+        return self.reconstruct(batch, patches=True)
 
     def configure_optimizers(self):
         parameters = [p for p in self.recon.parameters() if p.requires_grad]
@@ -372,6 +470,6 @@ def _is_image_like(y: torch.Tensor, target: torch.Tensor) -> bool:
     return (
         isinstance(y, torch.Tensor)
         and not y.is_complex()
-        and y.ndim == 4
+        and y.ndim == target.ndim
         and y.shape[:2] == target.shape[:2]
     )
