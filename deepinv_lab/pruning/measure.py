@@ -149,7 +149,16 @@ def _validate(pl, module, datamodule, accelerator, limit_batches) -> dict[str, f
         enable_model_summary=False,
         limit_val_batches=1.0 if limit_batches is None else limit_batches,
     )
-    trainer.validate(module, datamodule=datamodule, verbose=False)
+    # the baselines (l1-wavelet, CG-SENSE, ...) do not change with pruning and the report does
+    # not show them: skipped, they would cost each evaluation more than the network itself
+    baselines, module.baselines = getattr(module, "baselines", None), {}
+    try:
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    finally:
+        if baselines is not None:
+            module.baselines = baselines
+        else:
+            del module.baselines
     return {
         key: float(value)
         for key, value in trainer.callback_metrics.items()
