@@ -134,6 +134,24 @@ TINY = {
     "lpd_mri": TINY_MRI
     + [f"{RECON}measurement_chans=4", f"{RECON}num_iterations=2", f"{RECON}chans=4"],
     "lpd_inpainting": TINY_PHOTOS + [f"{RECON}num_iterations=2", f"{RECON}chans=4"],
+    "rcan3d_sr": [f"{SOURCE}patch_size=16", "--data.init_args.batch_size=2"]
+    + [
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_groups=1",
+        f"{RECON}model.init_args.num_blocks=1",
+        f"{RECON}model.init_args.reduction=2",
+    ],
+    # the discriminator's valid convolutions need HR patches of at least 61^3: the quick 64^3
+    "srgan3d_microct": [
+        "--data.init_args.batch_size=2",
+        f"{RECON}model.init_args.chans=4",
+        f"{RECON}model.init_args.num_blocks=1",
+        "--model.init_args.discriminator.init_args.chans=4",
+        "--model.init_args.pretrain_epochs=0",
+    ],
+    "varnet3d_cartesian": [f"{SOURCE}patch_size=[8,32,32]", f"{RECON}chunk_size=4"]
+    + tiny.overrides("model.init_args.recon.init_args.recon.init_args", tiny.VARNET)
+    + [f"{PHYSICS}coils.init_args.num_coils=2", f"{PHYSICS}mask.init_args.calib=[8,8]"],
 }
 
 
@@ -199,7 +217,10 @@ def test_config_fits_two_steps(config, tmp_path, capsys, fastmri_root, monkeypat
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         events = EventAccumulator(str(tmp_path / name / "version_0")).Reload()
-        assert any(tag.startswith("val/lr_bicubic_sr_hr/") for tag in events.Tags()["images"])
+        prefix = (
+            "val/lr_bicubic_sr_hr_mid_slices/" if "3d" in config.stem else "val/lr_bicubic_sr_hr/"
+        )
+        assert any(tag.startswith(prefix) for tag in events.Tags()["images"])
 
 
 def test_fit_without_trainable_parameters_evaluates_the_baseline(tmp_path, capsys):

@@ -23,6 +23,10 @@ NOISE = {"class_path": P + "Gaussian", "init_args": {"sigma": 0.01}}
 COILS = {"class_path": P + "BirdcageCoils", "init_args": {"num_coils": 2}}
 DOWN = {"class_path": "deepinv_lab.systems.Downsampling", "init_args": {"factor": 2}}
 IDENTITY = {"class_path": "deepinv_lab.systems.Identity"}
+VOLUME = {"class_path": "deepinv_lab.data.sources.BuiltinBrainVolume",
+          "init_args": {"patch_size": [8, 16, 16]}}  # fmt: skip
+#: Systems of volumes: their Recons are built for 3D (recon_for)
+VOLUME_SYSTEMS = {"FFT3", "MultiCoilMRI3D"}
 
 
 def linear(system: dict, complex_images: bool = False) -> dict:
@@ -34,6 +38,21 @@ def linear(system: dict, complex_images: bool = False) -> dict:
 TRAINED = {
     "FFT2": (BRAIN, linear({"class_path": "deepinv_lab.systems.FFT2"}, complex_images=True)),
     "Identity": (PHOTOS, linear(IDENTITY)),
+    "FFT3": (VOLUME, linear({"class_path": "deepinv_lab.systems.FFT3"}, complex_images=True)),
+    "MultiCoilMRI3D": (
+        VOLUME,
+        {
+            "class_path": P + "Cartesian3DMRIPhysics",
+            "init_args": {
+                "mask": {
+                    "class_path": P + "CartesianMask",
+                    "init_args": {"mask_type": "poisson_disc", "calib": [4, 4]},
+                },
+                "coils": {"class_path": P + "BirdcageCoils3D", "init_args": {"num_coils": 2}},
+                "noise": NOISE,
+            },
+        },
+    ),  # fmt: skip
     "Downsampling": (PHOTOS, linear(DOWN)),
     "Composition": (
         PHOTOS,
@@ -138,6 +157,18 @@ def test_every_system_is_trained_or_excused():
 
 
 def recon_for(name: str, complex_images: bool) -> dict:
+    if name == "MultiCoilMRI3D":  # a 2D Recon on the ky-kz slices of the decoupled readout
+        inner = recon_for("MultiCoilMRI", complex_images)
+        return {"class_path": "deepinv_lab.recons.ReadoutDecoupled", "init_args": {"recon": inner}}
+    if name in VOLUME_SYSTEMS:
+        denoiser = {
+            "class_path": "deepinv_lab.models.DnCNN",
+            "init_args": {"in_chans": 2, "num_layers": 2, "chans": 4, "spatial_dims": 3},
+        }
+        return {
+            "class_path": "deepinv_lab.recons.UnrolledProximalGradient",
+            "init_args": {"denoiser": denoiser, "num_iterations": 1, "step_size": 0.1},
+        }
     if name in ("GaussianNoise", "PoissonNoise"):
         model = {"class_path": "deepinv_lab.models.DnCNN",
                  "init_args": {"in_chans": 1, "num_layers": 2, "chans": 4}}  # fmt: skip

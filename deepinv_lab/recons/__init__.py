@@ -14,6 +14,7 @@ from deepinv_lab.recons.image import (
 from deepinv_lab.recons.normalized import Normalized
 from deepinv_lab.recons.plug_and_play import RED, PlugAndPlay
 from deepinv_lab.recons.primal_dual import LearnedPrimalDual
+from deepinv_lab.recons.readout import ReadoutDecoupled
 from deepinv_lab.recons.refinement import Refinement
 from deepinv_lab.recons.sparsity import L1WaveletRecon, TVRecon
 from deepinv_lab.recons.trained import TrainedDenoiser
@@ -35,6 +36,7 @@ __all__ = [
     "PlugAndPlay",
     "PostProcessing",
     "RED",
+    "ReadoutDecoupled",
     "Recon",
     "Refinement",
     "SuperResolution",

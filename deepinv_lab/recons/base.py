@@ -70,10 +70,12 @@ def require_linear(recon: Recon, system: System) -> None:
 
 
 def require_image(recon: Recon, system: System, y: torch.Tensor) -> None:
-    """A UserError unless ``y`` is a real image batch ``(B, C, H, W)`` (image-domain Recons)."""
-    if y.is_complex() or y.ndim != 4:
+    """A UserError unless ``y`` is a real image batch ``(B, C, H, W)`` or volume batch
+    ``(B, C, D, H, W)`` (image-domain Recons)."""
+    if y.is_complex() or y.ndim not in (4, 5):
         raise UserError(
-            f"{type(recon).__name__} works on real image measurements (B, C, H, W), and the "
+            f"{type(recon).__name__} works on real image measurements (B, C, H, W) or volumes "
+            f"(B, C, D, H, W), and the "
             f"data's System {type(system).__name__} gives {'complex ' if y.is_complex() else ''}"
             f"measurements of shape {tuple(y.shape)}; use a model-based Recon (MoDL, DEQ, "
             "UnrolledProximalGradient) or PostProcessing"

@@ -64,7 +64,8 @@ def _scale_of(system: System | None, scale: int | None, owner: str) -> int:
 
 class Interpolation(Recon):
     """The super-resolution baseline: bicubic upsampling of the low-resolution image
-    (:func:`~deepinv_lab.functional.upsample_bicubic`, MATLAB ``imresize`` conventions).
+    (:func:`~deepinv_lab.functional.upsample_bicubic`, MATLAB ``imresize`` conventions), and
+    tricubic upsampling of low-resolution volumes ``(B, C, d, h, w)``.
 
     Args:
         scale: the factor; ``None`` takes the System's ``factor`` (a
@@ -81,7 +82,8 @@ class Interpolation(Recon):
         _scale_of(system, self.scale, type(self).__name__)
 
     def forward(self, y: torch.Tensor, system: System | None = None) -> torch.Tensor:
-        return upsample_bicubic(y, _scale_of(system, self.scale, type(self).__name__))
+        scale = _scale_of(system, self.scale, type(self).__name__)
+        return upsample_bicubic(y, scale, spatial_dims=y.ndim - 2)
 
 
 class SuperResolution(Recon):
@@ -126,13 +128,16 @@ class SuperResolution(Recon):
 
     def forward(self, y: torch.Tensor, system: System | None = None) -> torch.Tensor:
         if self.self_ensemble is not None and not self.training:
-            return self_ensemble(self._reconstruct, y, system, mode=self.self_ensemble)
+            return self_ensemble(
+                self._reconstruct, y, system, mode=self.self_ensemble, spatial_dims=y.ndim - 2
+            )
         return self._reconstruct(y, system)
 
     def _reconstruct(self, y: torch.Tensor, system: System | None) -> torch.Tensor:
         if not (self.upsample_input or self.residual):
             return self.model(y)
-        upsampled = upsample_bicubic(y, _scale_of(system, self.scale, type(self).__name__))
+        scale = _scale_of(system, self.scale, type(self).__name__)
+        upsampled = upsample_bicubic(y, scale, spatial_dims=y.ndim - 2)
         out = self.model(upsampled if self.upsample_input else y)
         if out.shape != upsampled.shape:
             raise UserError(

@@ -39,9 +39,10 @@ def _non_negative_int(value: int, name: str, owner: str) -> int:
 
 
 def input_channels(model: nn.Module) -> int | None:
-    """The channels ``model`` takes: those of its first ``Conv2d`` (None if it has none)."""
+    """The channels ``model`` takes: those of its first 2D or 3D convolution (None if it has
+    none)."""
     for module in model.modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)):
             return module.in_channels
     return None
 

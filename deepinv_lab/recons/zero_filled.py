@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from deepinv_lab.errors import UserError
-from deepinv_lab.functional import ifft2c, rss
+from deepinv_lab.functional import ifft2c, ifft3c, rss
 from deepinv_lab.recons.base import Recon, require_linear
 from deepinv_lab.systems.base import LinearSystem, System
 from deepinv_lab.systems.mri import MaskedComposition
@@ -19,7 +19,8 @@ class ZeroFilled(Recon):
             baseline, which needs no coil maps); ``"adjoint"`` -- ``|A^H y|``, the SENSE coil
             combination with the System's coil maps.
 
-    Shapes: ``y`` ``(B, coils, H, W)`` complex -> ``(B, 1, H, W)`` real magnitude.
+    Shapes: ``y`` ``(B, coils, H, W)`` complex -> ``(B, 1, H, W)`` real magnitude; 3D Cartesian
+    k-space ``(B, coils, X, Y, Z)`` -> ``(B, 1, X, Y, Z)``.
     """
 
     def __init__(self, combine: str = "rss"):
@@ -41,4 +42,5 @@ class ZeroFilled(Recon):
     def forward(self, y: torch.Tensor, system: LinearSystem) -> torch.Tensor:
         if self.combine == "adjoint":
             return system.adjoint(y).abs()
-        return rss(ifft2c(y), dim=1, keepdim=True)
+        inverse = ifft3c if y.ndim == 5 else ifft2c  # 3D Cartesian k-space (B, coils, X, Y, Z)
+        return rss(inverse(y), dim=1, keepdim=True)
