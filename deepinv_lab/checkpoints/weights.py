@@ -65,8 +65,26 @@ def load_recon_weights(
             apply_structure(recon, structure, state)
         except UserError as error:
             raise UserError(f"{source}: {error}") from None
+    elif state_mismatch(recon, state):
+        # a plain state dict of the Recon's network alone, e.g. fastMRI's published U-Net
+        # weights for a PostProcessing(Unet) Recon: loaded into the one submodule it fits
+        network = network_for_state(recon, state)
+        if network is not None:
+            load_state_checked(network, state, source)
+            return False
     load_state_checked(recon, state, source)
     return structure is not None
+
+
+def network_for_state(module: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module | None:
+    """The one proper submodule of ``module`` that ``state`` fits exactly (keys and shapes), or
+    None when none or several do."""
+    fits = [
+        child
+        for name, child in module.named_modules()
+        if name and child.state_dict() and not state_mismatch(child, state)
+    ]
+    return fits[0] if len(fits) == 1 else None
 
 
 def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
