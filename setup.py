@@ -39,10 +39,18 @@ setup(
         "matplotlib>=3.7",
         # Structured channel pruning (deepinv_lab/pruning): its DependencyGraph.
         "torch-pruning>=1.5",
+        # ISMRMRD raw data (deepinv_lab/io/ismrmrd.py: deepinv-lab convert and reconstruct).
+        "ismrmrd>=1.14",
+        # DICOM output of deepinv-lab reconstruct (deepinv_lab/io/).
+        "pydicom>=2.4",
+        # Progress bars of convert and reconstruct (Lightning's own dependency too).
+        "tqdm>=4.60",
     ],
     extras_require={
         # cuFINUFFT, the NUFFT backend on CUDA (systems/nufft/); it needs a CUDA 12 runtime.
         "cuda": ["cufinufft>=2.4"],
+        # ONNX export and its check (deepinv-lab export --format onnx, deepinv_lab/export/).
+        "onnx": ["onnx>=1.16", "onnxscript>=0.3", "onnxruntime>=1.18"],
         # fastmri (reference code for parity tests) is installed apart with --no-deps: README.
         "test": [
             "pytest>=7",
@@ -54,6 +62,10 @@ setup(
             "pygrappa",
             # reference wavelet transform for tests/test_wavelet.py
             "PyWavelets",
+            # the ONNX export tests (tests/test_export.py)
+            "onnx",
+            "onnxscript",
+            "onnxruntime",
         ],
     },
     entry_points={"console_scripts": ["deepinv-lab=deepinv_lab.cli:main"]},

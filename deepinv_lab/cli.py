@@ -5,8 +5,9 @@ jsonargparse (:mod:`deepinv_lab.training.cli`): the config's ``model`` is a ``Re
 a subclass) whose ``recon`` and its blocks are ``class_path``/``init_args`` entries, ``data`` a
 LightningDataModule (the built-in simulated brain MRI when the config names none), ``trainer``
 the Lightning Trainer's arguments. Any key can be overridden on the command line
-(``--trainer.max_epochs 3``). ``grid``, ``collect``, ``scaling`` and ``prune`` are their own
-packages' commands.
+(``--trainer.max_epochs 3``). ``grid``, ``collect``, ``scaling``, ``prune``, ``convert``
+(:mod:`deepinv_lab.io.convert`), ``reconstruct`` (:mod:`deepinv_lab.inference`) and ``export``
+(:mod:`deepinv_lab.export`) are their own packages' commands.
 
 One error boundary serves every command: a mistake in what the user gave (a
 :class:`~deepinv_lab.errors.UserError`, a parser error of jsonargparse, a Lightning
@@ -28,6 +29,8 @@ from deepinv_lab.errors import UserError
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 GRID_SUBCOMMANDS = ("grid", "collect", "scaling")
 PRUNE_SUBCOMMAND = "prune"
+#: commands on the user's own files: raw data conversion, inference, model export
+FILE_SUBCOMMANDS = ("convert", "reconstruct", "export")
 DEBUG_ENV = "DEEPINV_LAB_DEBUG"
 
 USAGE = """usage: deepinv-lab {fit,validate,test,predict} --config CONFIG.json [--key value ...]
@@ -35,6 +38,9 @@ USAGE = """usage: deepinv-lab {fit,validate,test,predict} --config CONFIG.json [
        deepinv-lab grid --config CONFIG.json --grid GRID.json [--out DIR] [--dry-run] [--index I]
        deepinv-lab {collect,scaling} DIR
        deepinv-lab prune --config CONFIG.json --ckpt_path TRAINED.ckpt --prune.ratio R [...]
+       deepinv-lab convert --input RAW.h5|DIR --output DIR
+       deepinv-lab reconstruct --ckpt_path CKPT --input FILE|DIR --output DIR [--format ...]
+       deepinv-lab export --ckpt_path CKPT --output FILE [--format torch_export|onnx]
 
 Deep-learning inverse problems in imaging, driven by JSON configs.
 
@@ -47,6 +53,10 @@ commands:
   collect    the table of a grid's runs: hyperparameters, validation and test metrics (CSV)
   scaling    metric vs training-set size per network size, power-law fits (PNG)
   prune      structured pruning of a trained Recon's priors, fine-tuning, speed/quality report
+  convert    ISMRMRD raw data (2D Cartesian) to fastMRI HDF5 files, for training and evaluation
+  reconstruct  run a checkpoint on your own raw k-space, images or volumes; write NIfTI, DICOM,
+             PNG, TIFF or fastMRI HDF5
+  export     a checkpoint's Recon as a torch.export (.pt2) or ONNX file
 
 Run `deepinv-lab fit --help` for every option, `deepinv-lab fit --config X.json --print_config`
 to see a config fully resolved. Set DEEPINV_LAB_DEBUG=1 to see tracebacks of errors.
@@ -71,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         return _guarded(f"deepinv-lab {command}", lambda: _run_grid(args), args)
     if command == PRUNE_SUBCOMMAND:
         return _guarded("deepinv-lab prune", lambda: _run_prune(args[1:]), args)
+    if command in FILE_SUBCOMMANDS:
+        return _guarded(f"deepinv-lab {command}", lambda: _run_file_command(args), args)
     if command not in LIGHTNING_SUBCOMMANDS:
-        commands = (*LIGHTNING_SUBCOMMANDS, *GRID_SUBCOMMANDS, PRUNE_SUBCOMMAND)
+        commands = (*LIGHTNING_SUBCOMMANDS, *GRID_SUBCOMMANDS, PRUNE_SUBCOMMAND, *FILE_SUBCOMMANDS)
         print(
             f"deepinv-lab: error: unknown command {command!r}; choose from {', '.join(commands)}",
             file=sys.stderr,
@@ -162,6 +174,21 @@ def _run_prune(args: list[str]) -> int:
     from deepinv_lab.pruning.command import prune_command
 
     return prune_command(args, config_parser)
+
+
+def _run_file_command(args: list[str]) -> int:
+    command = args[0]
+    if command == "convert":
+        from deepinv_lab.io.convert import convert_command
+
+        return convert_command(args[1:])
+    if command == "reconstruct":
+        from deepinv_lab.inference.command import reconstruct_command
+
+        return reconstruct_command(args[1:])
+    from deepinv_lab.export.command import export_command
+
+    return export_command(args[1:])
 
 
 if __name__ == "__main__":
