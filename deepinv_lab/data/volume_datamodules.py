@@ -48,6 +48,8 @@ from deepinv_lab.systems.downsampling import Downsampling
 _SPLITS = ("train", "val", "test")
 # The random stream of the subsets (that of the image folders).
 _STREAM_SUBSET = 3
+
+
 def _dims(shape: Sequence[int]) -> str:
     return " x ".join(str(int(n)) for n in shape)
 
