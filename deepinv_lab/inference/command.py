@@ -213,7 +213,7 @@ class Reconstruction:
         written = self.write(images, volume.name, kind, volume.geometry)
         seconds = time.perf_counter() - start
         print(
-            f"{volume.source.name} -> {', '.join(str(p) for p in written)}: {images.shape[0]} "
+            f"{volume.source.name} -> {describe_written(written)}: {images.shape[0]} "
             f"slices {images.shape[1]}x{images.shape[2]}, acceleration {volume.acceleration:.2f}, "
             f"{seconds:.1f} s"
         )
@@ -244,8 +244,21 @@ class Reconstruction:
         written = self.write(result, name, kind)
         seconds = time.perf_counter() - start
         shape = "x".join(str(n) for n in output.shape[1:])
-        print(f"{source.name} -> {', '.join(str(p) for p in written)}: {shape}, {seconds:.1f} s")
+        print(f"{source.name} -> {describe_written(written)}: {shape}, {seconds:.1f} s")
         return written
+
+
+def describe_written(paths: list[Path]) -> str:
+    """The written files, a series of files in one folder (DICOM, PNG) named by its folder."""
+    parts: list[str] = []
+    for path in paths:
+        if path.suffix in (".dcm", ".png") and path.parent.name and len(paths) > 2:
+            folder = f"{path.parent}/ ({sum(p.parent == path.parent for p in paths)} files)"
+            if folder not in parts:
+                parts.append(folder)
+        else:
+            parts.append(str(path))
+    return ", ".join(parts)
 
 
 def reconstruct_command(args: list[str]) -> int:
