@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from deepinv_lab.errors import UserError
-from deepinv_lab.functional.fft import _checkerboards
-from deepinv_lab.functional.resize import _upsampling_matrix
+from deepinv_lab.functional.fft import clear_fft_cache
+from deepinv_lab.functional.resize import clear_resize_cache
 
 FORMATS = ("torch_export", "onnx")
 #: the file suffix of each format
@@ -165,8 +165,8 @@ def _clear_traced_caches() -> None:
     """Forget the tensors that the library caches per size (the centred FFT's checkerboards, the
     bicubic upsampling matrices): made while tracing they are fake tensors, which would break the
     next capture and every eager call at the same size."""
-    _checkerboards.cache_clear()
-    _upsampling_matrix.cache_clear()
+    clear_fft_cache()
+    clear_resize_cache()
 
 
 def free_dimensions(

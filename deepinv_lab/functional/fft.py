@@ -99,3 +99,9 @@ def fft1c(x: torch.Tensor, dim: int) -> torch.Tensor:
     _require_complex(x, "fft1c")
     x = torch.fft.ifftshift(x, dim=dim)
     return torch.fft.fftshift(torch.fft.fft(x, dim=dim, norm="ortho"), dim=dim)
+
+
+def clear_fft_cache() -> None:
+    """Empty the per-size cache of the centred FFT's checkerboards (a ``torch.export`` capture
+    leaves fake tensors in it)."""
+    _checkerboards.cache_clear()

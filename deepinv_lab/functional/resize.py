@@ -70,3 +70,9 @@ def upsample_bicubic(x: torch.Tensor, scale: int, spatial_dims: int = 2) -> torc
         depth = matrix(x.shape[-3])
         out = (depth @ out.flatten(-2)).unflatten(-1, out.shape[-2:])
     return out
+
+
+def clear_resize_cache() -> None:
+    """Empty the per-size cache of the bicubic upsampling matrices (a ``torch.export`` capture
+    leaves fake tensors in it)."""
+    _upsampling_matrix.cache_clear()
