@@ -7,7 +7,6 @@ import torch
 
 from deepinv_lab.errors import UserError
 from deepinv_lab.recons.base import Recon
-from deepinv_lab.recons.patches import patch_recon
 from deepinv_lab.systems.base import System
 from deepinv_lab.training.module import PatchInference
 
@@ -36,17 +35,8 @@ def reconstruct_image(
         recon.check_system(system, y)
     except UserError as error:
         raise UserError(f"{describe}: {error}") from None
-    if patch_inference is not None and patch_inference.applies_to(y):
-        patch_inference.check(y)
-        output = patch_recon(
-            recon,
-            y,
-            system,
-            patch_inference.patch_size,
-            patch_inference.overlap,
-            patch_inference.blending,
-            patch_inference.margin,
-        )
+    if patch_inference is not None:
+        output = patch_inference.reconstruct(recon, y, system)
     else:
         output = recon(y, system)
     return output[0].float().cpu().numpy()

@@ -99,6 +99,15 @@ class PatchInference:
         """Whether measurements ``y`` ``(B, C, *spatial)`` exceed the budget."""
         return math.prod(y.shape[2:]) > self.max_elements
 
+    def reconstruct(self, recon: nn.Module, y: torch.Tensor, system: nn.Module) -> torch.Tensor:
+        """``recon(y, system)``, by these patches when ``y`` exceeds the budget, else whole."""
+        if not self.applies_to(y):
+            return recon(y, system)
+        self.check(y)
+        return patch_recon(
+            recon, y, system, self.patch_size, self.overlap, self.blending, self.margin
+        )
+
 
 class ReconModule(pl.LightningModule):
     """Trains a :class:`~deepinv_lab.recons.base.Recon` on batches that carry their System.
@@ -281,17 +290,8 @@ class ReconModule(pl.LightningModule):
         recon = self.recon if recon is None else recon
         y, system = batch["y"], batch["system"]
         options = self.patch_inference
-        if patches and options is not None and options.applies_to(y):
-            options.check(y)
-            output = patch_recon(
-                recon,
-                y,
-                system,
-                options.patch_size,
-                options.overlap,
-                options.blending,
-                options.margin,
-            )
+        if patches and options is not None:
+            output = options.reconstruct(recon, y, system)
         else:
             output = recon(y, system)
         target = batch.get("target")
